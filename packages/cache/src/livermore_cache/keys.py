@@ -1,0 +1,114 @@
+"""Every Redis key name Livermore uses; nothing else in the tree formats a key (SPEC 3.2)."""
+
+from __future__ import annotations
+
+from livermore_schema.enums import IndicatorType, Timeframe
+
+
+def candles_key(exchange_id: int, symbol: str, timeframe: Timeframe) -> str:
+    """Tier 1 (shared) candle sorted set."""
+    return f"candles:{exchange_id}:{symbol}:{timeframe.value}"
+
+
+def user_candles_key(user_id: int, exchange_id: int, symbol: str, timeframe: Timeframe) -> str:
+    """Tier 2 (per-user overflow) candle sorted set, with TTL."""
+    return f"usercandles:{user_id}:{exchange_id}:{symbol}:{timeframe.value}"
+
+
+def legacy_candles_key(user_id: int, exchange_id: int, symbol: str, timeframe: Timeframe) -> str:
+    """Pre-v5 user-scoped candle key; read as a last fallback, never written."""
+    return f"candles:{user_id}:{exchange_id}:{symbol}:{timeframe.value}"
+
+
+def indicator_key(
+    exchange_id: int, symbol: str, timeframe: Timeframe, indicator: IndicatorType
+) -> str:
+    """Tier 1 indicator value."""
+    return f"indicator:{exchange_id}:{symbol}:{timeframe.value}:{indicator.value}"
+
+
+def user_indicator_key(
+    user_id: int, exchange_id: int, symbol: str, timeframe: Timeframe, indicator: IndicatorType
+) -> str:
+    """Tier 2 indicator value."""
+    return f"userindicator:{user_id}:{exchange_id}:{symbol}:{timeframe.value}:{indicator.value}"
+
+
+def legacy_indicator_key(
+    user_id: int, exchange_id: int, symbol: str, timeframe: Timeframe, indicator: IndicatorType
+) -> str:
+    """Pre-v5 user-scoped indicator key; read-only fallback."""
+    return f"indicator:{user_id}:{exchange_id}:{symbol}:{timeframe.value}:{indicator.value}"
+
+
+def ticker_key(exchange_id: int, symbol: str) -> str:
+    """Latest ticker of a symbol (TTL 60 s)."""
+    return f"ticker:{exchange_id}:{symbol}"
+
+
+def orderbook_key(exchange_id: int, symbol: str) -> str:
+    """Top of book of a symbol (TTL 30 s, scalper-orderbook mode)."""
+    return f"orderbook:{exchange_id}:{symbol}"
+
+
+def status_key(exchange_id: int) -> str:
+    """A worker's ConnectionStatus for an exchange."""
+    return f"exchange:status:{exchange_id}"
+
+
+def lease_key(exchange_id: int) -> str:
+    """The lease that makes one worker the active one for an exchange."""
+    return f"livermore:lease:{exchange_id}"
+
+
+def command_stream_key(exchange_id: int) -> str:
+    """Durable stream behind the command channel: commands survive a worker restart."""
+    return f"livermore:commandstream:{exchange_id}"
+
+
+def response_key(exchange_id: int, correlation_id: str) -> str:
+    """Latest response to a command, kept for a while so it can be fetched by correlation id."""
+    return f"livermore:response:{exchange_id}:{correlation_id}"
+
+
+def alert_state_key(exchange_id: int, symbol: str, timeframe: Timeframe) -> str:
+    """Alert evaluator state (previous MACD-V, reversal arming) of one series."""
+    return f"alertstate:{exchange_id}:{symbol}:{timeframe.value}"
+
+
+def alert_cooldown_key(exchange_id: int, symbol: str, timeframe: Timeframe, label: str) -> str:
+    """Cooldown marker of one alert label on one series (expires with the cooldown)."""
+    return f"alertcooldown:{exchange_id}:{symbol}:{timeframe.value}:{label}"
+
+
+def alert_outbox_key(exchange_id: int) -> str:
+    """Alerts published but not yet stored in PostgreSQL (retried until they land)."""
+    return f"alertoutbox:{exchange_id}"
+
+
+# Patterns for SCAN (clear-cache, symbol removal). Symbols never contain ':' or glob characters.
+
+
+def candles_pattern(exchange_id: int, symbol: str = "*", timeframe: str = "*") -> str:
+    """SCAN pattern over Tier 1 candle keys of an exchange."""
+    return f"candles:{exchange_id}:{symbol}:{timeframe}"
+
+
+def user_candles_pattern(exchange_id: int, symbol: str = "*", timeframe: str = "*") -> str:
+    """SCAN pattern over every user's Tier 2 candle keys of an exchange."""
+    return f"usercandles:*:{exchange_id}:{symbol}:{timeframe}"
+
+
+def indicators_pattern(exchange_id: int, symbol: str = "*", timeframe: str = "*") -> str:
+    """SCAN pattern over Tier 1 indicator keys of an exchange."""
+    return f"indicator:{exchange_id}:{symbol}:{timeframe}:*"
+
+
+def user_indicators_pattern(exchange_id: int, symbol: str = "*", timeframe: str = "*") -> str:
+    """SCAN pattern over Tier 2 indicator keys of an exchange."""
+    return f"userindicator:*:{exchange_id}:{symbol}:{timeframe}:*"
+
+
+def tickers_pattern(exchange_id: int, symbol: str = "*") -> str:
+    """SCAN pattern over ticker keys of an exchange."""
+    return f"ticker:{exchange_id}:{symbol}"

@@ -1,0 +1,139 @@
+"""Typed settings read from `LIVERMORE_*` environment variables (or `.env`) at the edge only.
+
+Libraries take these objects as arguments; nothing builds them at import time.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL
+
+from livermore_schema.enums import ExchangeName
+
+
+def _config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, env_file=".env", extra="ignore")
+
+
+class RedisSettings(BaseSettings):
+    """Redis connection: host, port and secret, never a URL."""
+
+    model_config = _config("LIVERMORE_REDIS_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=6379, ge=1, le=65535)
+    secret: SecretStr | None = None
+    tls: bool = False
+    db: int = Field(default=0, ge=0)
+    cluster: bool = False
+
+    def describe(self) -> str:
+        """Return a log-safe description (no secret)."""
+        mode = "cluster" if self.cluster else f"db {self.db}"
+        return f"redis {self.host}:{self.port} ({mode}{', tls' if self.tls else ''})"
+
+
+class DatabaseSettings(BaseSettings):
+    """PostgreSQL connection."""
+
+    model_config = _config("LIVERMORE_DATABASE_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=5432, ge=1, le=65535)
+    user: str = "postgres"
+    password: SecretStr | None = None
+    name: str = "livermore"
+    sslmode: str = "prefer"
+
+    def url(self, database: str | None = None) -> URL:
+        """Return a SQLAlchemy URL for psycopg 3 (its str() masks the password)."""
+        return URL.create(
+            "postgresql+psycopg",
+            username=self.user,
+            password=self.password.get_secret_value() if self.password else None,
+            host=self.host,
+            port=self.port,
+            database=database or self.name,
+            query={"sslmode": self.sslmode},
+        )
+
+    def describe(self) -> str:
+        """Return a log-safe description (no password)."""
+        return f"postgresql {self.user}@{self.host}:{self.port}/{self.name}"
+
+
+class EndpointSettings(BaseSettings):
+    """Per-exchange endpoint overrides (`LIVERMORE_{NAME}_WS_URL` / `_REST_URL`) and CoinGecko."""
+
+    model_config = _config("LIVERMORE_")
+
+    coinbase_ws_url: str | None = None
+    coinbase_rest_url: str | None = None
+    binance_ws_url: str | None = None
+    binance_rest_url: str | None = None
+    binance_us_ws_url: str | None = None
+    binance_us_rest_url: str | None = None
+    kraken_ws_url: str | None = None
+    kraken_rest_url: str | None = None
+    kucoin_ws_url: str | None = None
+    kucoin_rest_url: str | None = None
+    mexc_ws_url: str | None = None
+    mexc_rest_url: str | None = None
+    coingecko_url: str = "https://api.coingecko.com"
+    coingecko_api_key: SecretStr | None = None
+
+    def ws_url(self, exchange: ExchangeName) -> str | None:
+        """Return the WebSocket override for `exchange`, if any."""
+        value: str | None = getattr(self, f"{exchange.value}_ws_url")
+        return value
+
+    def rest_url(self, exchange: ExchangeName) -> str | None:
+        """Return the REST override for `exchange`, if any."""
+        value: str | None = getattr(self, f"{exchange.value}_rest_url")
+        return value
+
+
+class CacheSettings(BaseSettings):
+    """Retention and publishing behaviour of the Redis caches."""
+
+    model_config = _config("LIVERMORE_")
+
+    candle_retention: int = Field(default=1000, ge=10)
+    user_candle_ttl_s: int = Field(default=24 * 3600, ge=60)
+    indicator_ttl_s: int = Field(default=25 * 3600, ge=60)
+    ticker_ttl_s: int = Field(default=60, ge=1)
+    orderbook_ttl_s: int = Field(default=30, ge=1)
+    legacy_channels: bool = True
+
+
+class WorkerSettings(BaseSettings):
+    """Behaviour of a worker process."""
+
+    model_config = _config("LIVERMORE_")
+
+    system_user: str | None = None
+    backfill_candles: int = Field(default=100, ge=10)
+    tier1_limit: int = Field(default=100, ge=1)
+    heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    alert_cooldown_s: float = Field(default=300.0, ge=0)
+    discord_webhook_url: SecretStr | None = None
+
+
+class ApiSettings(BaseSettings):
+    """The admin API server."""
+
+    model_config = _config("LIVERMORE_API_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    command_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class LogSettings(BaseSettings):
+    """Logging: JSON in production, console in a terminal."""
+
+    model_config = _config("LIVERMORE_LOG_")
+
+    level: str = "INFO"
+    json_output: bool | None = Field(default=None, alias="LIVERMORE_LOG_JSON")

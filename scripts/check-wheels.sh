@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Build every member's wheel and prove it installs and imports in a clean venv with only its
+# declared dependencies (workspace siblings come from the wheels just built).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+uv build --quiet --all-packages --wheel --out-dir "$out/dist"
+for member in ${MEMBERS:-livermore-schema livermore-cache}; do
+  module=${member//-/_}
+  uv venv --quiet "$out/venv-$member"
+  uv pip install --quiet --python "$out/venv-$member/bin/python" --find-links "$out/dist" "$member"
+  "$out/venv-$member/bin/python" -c "import $module; print('$member imports:', len($module.__all__), 'names')"
+done
