@@ -1,0 +1,100 @@
+"""The contracts every venue implements: `RestClient` (request/response) and the streaming adapter.
+
+Domain types returned across these contracts are ours (`Candle`, `ProductInfo`, `Balance`);
+each venue's wire shapes die in its `parsing.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from livermore_schema.enums import Timeframe
+from livermore_schema.market import Candle
+
+
+@dataclass(frozen=True, slots=True)
+class ProductInfo:
+    """One tradable product as the exchange lists it, with its own 24h quote volume."""
+
+    symbol: str
+    base_currency: str
+    quote_currency: str
+    quote_volume_24h: float
+    is_trading: bool = True
+    display_name: str | None = None
+    alias_of: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """One asset balance of an exchange account (total = available + on hold)."""
+
+    asset: str
+    available: float
+    hold: float = 0.0
+
+    @property
+    def total(self) -> float:
+        """Return the whole quantity held."""
+        return self.available + self.hold
+
+
+@runtime_checkable
+class RestClient(Protocol):
+    """Request/response access to one exchange, shared by backfill, boundary fetches and repair.
+
+    Every call goes through the exchange's process-wide rate limiter; throttling answers (429/418,
+    Coinbase's HTML 429 and 401-as-throttle) are honoured and retried inside the client.
+    """
+
+    @property
+    def exchange_id(self) -> int:
+        """The `exchanges.id` stamped on every candle this client returns."""
+        ...
+
+    async def get_candles(
+        self,
+        symbol: str,
+        timeframe: Timeframe,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        limit: int | None = None,
+        *,
+        include_open: bool = False,
+    ) -> list[Candle]:
+        """Return candles oldest first, paging as needed.
+
+        Args:
+            symbol: exchange-native symbol (`BTC-USD`, `BTCUSDT`).
+            timeframe: bar size.
+            start_ms: earliest open time wanted (inclusive); with `end_ms` only, the newest bars.
+            end_ms: latest open time wanted (exclusive).
+            limit: most bars to return; with no range, the newest `limit` closed bars (default 300).
+            include_open: also return the still-forming bar (marked `closed=False`).
+
+        Raises:
+            InvalidSymbolError: the exchange does not list `symbol`.
+            RateLimitedError: still throttled after the client's bounded retries.
+        """
+        ...
+
+    async def list_products(self) -> list[ProductInfo]:
+        """Return every spot product with the exchange's own 24h quote volume."""
+        ...
+
+    async def get_balances(self) -> list[Balance]:
+        """Return the account's non-zero balances.
+
+        Raises:
+            AuthenticationError: the client was built without credentials, or they were rejected.
+        """
+        ...
+
+    async def server_time_ms(self) -> int:
+        """Return the exchange's clock, epoch milliseconds."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the HTTP session if the client owns it."""
+        ...
