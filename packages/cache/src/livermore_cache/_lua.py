@@ -1,0 +1,91 @@
+"""Server-side scripts, each touching exactly the one key passed as KEYS[1] (cluster-safe)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+from livermore_cache.client import RedisClient
+
+
+class LuaScript:
+    """A Lua script with its SHA computed once, run by EVALSHA with a one-time SCRIPT LOAD."""
+
+    __slots__ = ("sha", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+    async def load(self, redis: RedisClient) -> None:
+        """Load the script (on a cluster redis-py sends SCRIPT LOAD to every primary)."""
+        await redis.script_load(self.source)
+
+    async def run(self, redis: RedisClient, key: str, *args: Any) -> Any:
+        """Run the script on `key`, loading it first if the server does not know it."""
+        try:
+            return await redis.evalsha(self.sha, 1, key, *args)
+        except NoScriptError:
+            await self.load(redis)
+            return await redis.evalsha(self.sha, 1, key, *args)
+
+
+# ARGV: retention, ttl_s (0 = none), then 5 per candle: open_time, json, closed (1/0),
+# sequence (-1 = none), source. Returns how many candles were written.
+CANDLE_WRITE = LuaScript(
+    """
+local key = KEYS[1]
+local retention = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local written = 0
+local card = redis.call('ZCARD', key)
+for i = 3, #ARGV, 5 do
+  local score = ARGV[i]
+  local member = ARGV[i + 1]
+  local closed = ARGV[i + 2] == '1'
+  local seq = tonumber(ARGV[i + 3])
+  local rest = ARGV[i + 4] == 'rest'
+  local ok = true
+  local old = redis.call('ZRANGEBYSCORE', key, score, score)
+  if #old > 0 then
+    local e = cjson.decode(old[1])
+    if e.closed == true and not closed then
+      ok = false
+    elseif seq >= 0 and type(e.sequence) == 'number' and seq < e.sequence then
+      ok = false
+    elseif rest and not closed and e.closed ~= true and e.source ~= 'rest' then
+      ok = false
+    end
+    if ok and (#old > 1 or old[1] ~= member) then
+      redis.call('ZREMRANGEBYSCORE', key, score, score)
+      redis.call('ZADD', key, score, member)
+    end
+  else
+    if card >= retention then
+      local lowest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+      if tonumber(score) < tonumber(lowest[2]) then
+        ok = false
+      end
+    end
+    if ok then
+      redis.call('ZADD', key, score, member)
+      card = card + 1
+      if card > retention then
+        redis.call('ZREMRANGEBYRANK', key, 0, card - retention - 1)
+        card = retention
+      end
+    end
+  end
+  if ok then
+    written = written + 1
+  end
+end
+if written > 0 and ttl > 0 then
+  redis.call('EXPIRE', key, ttl)
+end
+return written
+"""
+)
+"""Apply the SPEC 3.2 replacement rules for a batch of candles of one series."""

@@ -1,0 +1,190 @@
+"""Publishing market data, alerts and lifecycle events, and validated subscriptions (SPEC 3.3)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+import structlog
+from pydantic import BaseModel, ValidationError
+
+from livermore_cache import channels
+from livermore_cache.client import RedisClient
+from livermore_schema.alerts import AlertEvent
+from livermore_schema.indicators import IndicatorValue
+from livermore_schema.market import Candle, Ticker
+from livermore_schema.settings import CacheSettings
+from livermore_schema.status import LifecycleEvent
+
+log = structlog.get_logger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Publisher:
+    """Publishes every payload on its channel; the caller has already written it to the cache."""
+
+    def __init__(self, redis: RedisClient, settings: CacheSettings) -> None:
+        self._redis = redis
+        self._legacy = settings.legacy_channels
+
+    async def publish_candle_close(self, candle: Candle, *, user_id: int | None = None) -> int:
+        """Publish a closed candle (plus the legacy twin for a user); return the receiver count.
+
+        Raises:
+            ValueError: the candle is unfinished or synthetic; only real closed bars are published.
+        """
+        if not candle.closed or candle.synthetic:
+            raise ValueError(
+                f"only real closed candles are published: {candle.symbol} {candle.timeframe} "
+                f"open_time={candle.open_time} closed={candle.closed} synthetic={candle.synthetic}"
+            )
+        payload = candle.storage_json()
+        channel = channels.candle_close_channel(candle.exchange_id, candle.symbol, candle.timeframe)
+        receivers = int(await self._redis.publish(channel, payload))
+        if self._legacy and user_id is not None:
+            twin = channels.legacy_candle_close_channel(
+                user_id, candle.exchange_id, candle.symbol, candle.timeframe
+            )
+            receivers += int(await self._redis.publish(twin, payload))
+        return receivers
+
+    async def publish_ticker(self, ticker: Ticker) -> int:
+        """Publish a ticker; return the receiver count."""
+        channel = channels.ticker_channel(ticker.exchange_id, ticker.symbol)
+        return int(await self._redis.publish(channel, ticker.model_dump_json()))
+
+    async def publish_indicator(self, value: IndicatorValue) -> int:
+        """Publish an indicator value; return the receiver count."""
+        channel = channels.indicator_channel(
+            value.exchange_id, value.symbol, value.timeframe, value.type
+        )
+        return int(await self._redis.publish(channel, value.model_dump_json()))
+
+    async def publish_alert(self, event: AlertEvent) -> int:
+        """Publish an alert on its exchange's channel; return the receiver count."""
+        channel = channels.alerts_channel(event.exchange_id)
+        return int(await self._redis.publish(channel, event.model_dump_json()))
+
+    async def publish_lifecycle(self, event: LifecycleEvent) -> int:
+        """Publish a lifecycle event; return the receiver count."""
+        channel = channels.lifecycle_channel(event.exchange_id)
+        return int(await self._redis.publish(channel, event.model_dump_json()))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Subscription(Generic[M]):
+    """An async context manager yielding `(channel, payload)` with payloads validated as `model`.
+
+    Entering it waits until Redis has confirmed every subscription, so anything published
+    afterwards is received. Malformed payloads are logged with their reason and skipped.
+    """
+
+    def __init__(
+        self,
+        redis: RedisClient,
+        *,
+        model: type[M],
+        channels: Iterable[str] = (),
+        patterns: Iterable[str] = (),
+    ) -> None:
+        self._redis = redis
+        self._model = model
+        self._channels = tuple(channels)
+        self._patterns = tuple(patterns)
+        if not self._channels and not self._patterns:
+            raise ValueError("a subscription needs at least one channel or pattern")
+        self._pubsub: Any = None
+
+    async def __aenter__(self) -> Subscription[M]:
+        self._pubsub = self._redis.pubsub()
+        if self._channels:
+            await self._pubsub.subscribe(*self._channels)
+        if self._patterns:
+            await self._pubsub.psubscribe(*self._patterns)
+        pending = len(self._channels) + len(self._patterns)
+        while pending:
+            message = await self._pubsub.get_message(timeout=None)
+            if message is not None and message["type"] in ("subscribe", "psubscribe"):
+                pending -= 1
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
+            self._pubsub = None
+
+    def __aiter__(self) -> AsyncIterator[tuple[str, M]]:
+        return self._messages()
+
+    async def _messages(self) -> AsyncIterator[tuple[str, M]]:
+        if self._pubsub is None:
+            raise RuntimeError("enter the Subscription (async with) before iterating it")
+        while True:
+            message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+            if message is None or message["type"] not in ("message", "pmessage"):
+                continue
+            channel = _text(message["channel"])
+            try:
+                item = self._model.model_validate_json(message["data"])
+            except ValidationError as err:
+                log.warning(
+                    "pubsub.malformed_payload",
+                    channel=channel,
+                    model=self._model.__name__,
+                    reason=_reason(err),
+                )
+                continue
+            yield channel, item
+
+
+def _reason(err: ValidationError) -> str:
+    first = err.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "payload"
+    return f"{where}: {first['msg']} ({err.error_count()} error(s))"
+
+
+async def subscribe(
+    redis: RedisClient,
+    *,
+    model: type[M],
+    channels: Iterable[str] = (),
+    patterns: Iterable[str] = (),
+) -> AsyncIterator[tuple[str, M]]:
+    """Yield `(channel, payload)` for every valid message on `channels` and `patterns`."""
+    async with Subscription(redis, model=model, channels=channels, patterns=patterns) as sub:
+        async for item in sub:
+            yield item
+
+
+def alert_stream(
+    redis: RedisClient, exchange_ids: Iterable[int] | None = None
+) -> Subscription[AlertEvent]:
+    """Follow alerts from the given exchanges, or from every exchange when None."""
+    if exchange_ids is None:
+        return Subscription(redis, model=AlertEvent, patterns=[channels.ALL_ALERTS_PATTERN])
+    return Subscription(
+        redis, model=AlertEvent, channels=[channels.alerts_channel(ex) for ex in exchange_ids]
+    )
+
+
+def lifecycle_stream(
+    redis: RedisClient, exchange_ids: Iterable[int] | None = None
+) -> Subscription[LifecycleEvent]:
+    """Follow worker lifecycle events of the given exchanges, or of every exchange when None."""
+    if exchange_ids is None:
+        return Subscription(redis, model=LifecycleEvent, patterns=[channels.lifecycle_pattern()])
+    return Subscription(
+        redis,
+        model=LifecycleEvent,
+        channels=[channels.lifecycle_channel(ex) for ex in exchange_ids],
+    )
