@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from livermore_schema.enums import CandleSource, Timeframe
+from livermore_schema.enums import CandleSource, Liquidity, Stage, Timeframe
+from livermore_schema.indicators import IndicatorValue, MacdVValues
 from livermore_schema.market import Candle
 
 BASE_MS = 1_700_000_100_000 - (1_700_000_100_000 % 300_000)
@@ -40,4 +41,28 @@ def candle(
         sequence=sequence,
         source=source,
         **extra,
+    )
+
+
+def indicator(
+    timeframe: Timeframe = Timeframe.H1,
+    *,
+    exchange_id: int = 1,
+    symbol: str = "BTC-USD",
+    macd_v: float | None = -120.5,
+) -> IndicatorValue:
+    """A MACD-V reading."""
+    return IndicatorValue(
+        exchange_id=exchange_id,
+        symbol=symbol,
+        timeframe=timeframe,
+        open_time=BASE_MS,
+        value=MacdVValues(
+            macd_v=macd_v, signal=-100.0, histogram=-20.5, fast_ema=1.0, slow_ema=2.0, atr=0.5
+        ),
+        stage=Stage.OVERSOLD,
+        liquidity=Liquidity.HIGH,
+        gap_ratio=0.0,
+        seeded=True,
+        n_eff=26,
     )

@@ -89,3 +89,22 @@ return written
 """
 )
 """Apply the SPEC 3.2 replacement rules for a batch of candles of one series."""
+
+# ARGV: the new last_heartbeat as a JSON string literal, missed beats. Rewrites only that field so a
+# status written concurrently by the worker's state machine is never overwritten with an old state.
+# Returns the updated JSON, or nil when there is no status.
+STATUS_HEARTBEAT = LuaScript(
+    """
+local raw = redis.call('GET', KEYS[1])
+if not raw then
+  return nil
+end
+local beat = string.gsub(ARGV[1], '%%', '%%%%')
+local updated = string.gsub(raw, '"last_heartbeat":"[^"]*"', '"last_heartbeat":' .. beat, 1)
+local interval = tonumber(string.match(updated, '"heartbeat_interval_s":([-%d%.eE+]+)')) or 5
+local ttl = math.max(1, math.ceil(tonumber(ARGV[2]) * interval * 1000))
+redis.call('SET', KEYS[1], updated, 'PX', ttl)
+return updated
+"""
+)
+"""Refresh `last_heartbeat` and the expiry of one status key atomically."""
