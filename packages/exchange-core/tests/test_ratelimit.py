@@ -1,0 +1,129 @@
+import asyncio
+import time
+
+import pytest
+
+from livermore_exchange_core.config import RateLimits
+from livermore_exchange_core.ratelimit import (
+    SpacingLimiter,
+    WeightWindowLimiter,
+    WindowRule,
+    rate_limiter_for,
+    reset_rate_limiters,
+    rules_from_exchange_info,
+)
+from livermore_schema.enums import ExchangeName
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _max_in_any_window(starts: list[float], weights: list[float], window: float) -> float:
+    best = 0.0
+    for i, start in enumerate(starts):
+        total = sum(w for s, w in zip(starts, weights, strict=True) if start - window < s <= start)
+        best = max(best, total)
+        del i
+    return best
+
+
+def test_spacing_limiter_spaces_requests_evenly_under_the_rate() -> None:
+    clock = ManualClock()
+    limiter = SpacingLimiter(10.0, safety=0.9, clock=clock)
+    starts = [limiter.reserve() for _ in range(50)]
+    gaps = {round(b - a, 9) for a, b in zip(starts, starts[1:], strict=False)}
+    assert gaps == {round(1 / 9.0, 9)}
+    # In any 1 s window, never more than the published 10.
+    assert _max_in_any_window(starts, [1.0] * 50, 1.0) <= 10
+
+
+def test_spacing_limiter_pause_moves_every_later_reservation() -> None:
+    clock = ManualClock()
+    limiter = SpacingLimiter(10.0, safety=1.0, clock=clock)
+    limiter.reserve()
+    limiter.pause(5.0)
+    assert limiter.reserve() >= clock.now + 5.0
+
+
+def test_weight_window_never_exceeds_budget_in_any_trailing_window() -> None:
+    clock = ManualClock()
+    limiter = WeightWindowLimiter([WindowRule(100, 60.0)], safety=0.9, clock=clock)
+    starts = [limiter.reserve(2) for _ in range(200)]
+    # The first 45 requests (90 weight) go at once; then one window later, and so on.
+    assert starts[:45] == [clock.now] * 45
+    assert starts[45] == pytest.approx(clock.now + 60.0)
+    assert _max_in_any_window(starts, [2.0] * 200, 60.0) <= 90
+    assert starts == sorted(starts)
+
+
+def test_weight_window_respects_raw_request_rule_too() -> None:
+    clock = ManualClock()
+    rules = [WindowRule(1000, 60.0), WindowRule(10, 1.0, counts_weight=False)]
+    limiter = WeightWindowLimiter(rules, safety=1.0, clock=clock)
+    starts = [limiter.reserve(1) for _ in range(25)]
+    assert _max_in_any_window(starts, [1.0] * 25, 1.0) <= 10
+    assert starts[-1] == pytest.approx(clock.now + 2.0)
+
+
+def test_used_weight_feedback_slows_down_for_foreign_usage() -> None:
+    clock = ManualClock()
+    limiter = WeightWindowLimiter([WindowRule(100, 60.0)], safety=1.0, clock=clock)
+    limiter.reserve(10)
+    # The server says 80 are used in its window: 70 came from someone else.
+    limiter.observe_used(80, 60.0)
+    assert limiter.reserve(10) == clock.now
+    assert limiter.reserve(20) == pytest.approx(clock.now + 60.0)
+    # A lower figure (its fixed window reset) never loosens our own accounting.
+    limiter.observe_used(0, 60.0)
+
+
+def test_rules_from_exchange_info() -> None:
+    rate_limits = [
+        {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
+        {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+        {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
+    ]
+    assert rules_from_exchange_info(rate_limits) == [  # type: ignore[arg-type]
+        WindowRule(6000.0, 60.0, True),
+        WindowRule(61000.0, 300.0, False),
+    ]
+
+
+async def test_acquire_waits_for_a_pause_set_after_reservation() -> None:
+    limiter = SpacingLimiter(1000.0)
+    start = time.monotonic()
+    waiter = asyncio.create_task(limiter.acquire())
+    limiter.pause(0.2)
+    await asyncio.wait_for(waiter, 2.0)
+    assert time.monotonic() - start >= 0.19
+
+
+async def test_acquire_paces_concurrent_callers_at_the_rate() -> None:
+    limiter = SpacingLimiter(50.0, safety=1.0)
+    start = time.monotonic()
+    await asyncio.wait_for(asyncio.gather(*(limiter.acquire() for _ in range(20))), 5.0)
+    elapsed = time.monotonic() - start
+    assert 0.37 <= elapsed < 1.0  # 19 gaps of 20 ms
+    assert limiter.granted == 20
+
+
+def test_registry_gives_one_limiter_per_exchange() -> None:
+    reset_rate_limiters()
+    try:
+        coinbase = rate_limiter_for(ExchangeName.COINBASE)
+        assert rate_limiter_for(ExchangeName.COINBASE) is coinbase
+        assert isinstance(coinbase, SpacingLimiter)
+        assert coinbase.rate_per_s < 10.0
+        binance = rate_limiter_for(ExchangeName.BINANCE)
+        assert isinstance(binance, WeightWindowLimiter)
+        assert binance.rules == [WindowRule(6000.0, 60.0)]
+        assert rate_limiter_for(ExchangeName.BINANCE_US) is not binance
+        limited = rate_limiter_for(ExchangeName.KRAKEN, RateLimits(rest_requests_per_second=1))
+        assert isinstance(limited, SpacingLimiter)
+    finally:
+        reset_rate_limiters()
