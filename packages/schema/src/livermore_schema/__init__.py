@@ -19,6 +19,17 @@ from livermore_schema.control import (
     SwitchModeCommand,
     parse_command,
 )
+from livermore_schema.db import (
+    MigrationState,
+    async_session_factory,
+    check_connection,
+    create_async_engine,
+    create_engine,
+    ensure_database,
+    head_revision,
+    migration_state,
+    upgrade,
+)
 from livermore_schema.enums import (
     RUNTIME_TIMEFRAMES,
     STREAMING_EXCHANGES,
@@ -40,8 +51,16 @@ from livermore_schema.enums import (
     WorkerMode,
     WorkerRole,
 )
+from livermore_schema.errors import (
+    DatabaseError,
+    DatabaseMissingError,
+    DatabaseUnavailableError,
+    SeedConflictError,
+)
 from livermore_schema.indicators import IndicatorValue, MacdVValues
+from livermore_schema.logs import configure_logging
 from livermore_schema.market import Candle, OrderBookLevel, OrderBookTop, Ticker
+from livermore_schema.seed import EXCHANGE_SEEDS, ExchangeSeed, seed_exchanges
 from livermore_schema.settings import (
     ApiSettings,
     CacheSettings,
@@ -52,6 +71,16 @@ from livermore_schema.settings import (
     WorkerSettings,
 )
 from livermore_schema.status import ConnectionStatus, LifecycleEvent, StartupProgress
+from livermore_schema.tables import (
+    DEFAULT_USER_SETTINGS,
+    AlertHistory,
+    ApiToken,
+    Exchange,
+    ExchangeSymbol,
+    Position,
+    User,
+    UserExchange,
+)
 from livermore_schema.timeframes import (
     bar_open_times,
     close_time_ms,
@@ -60,64 +89,96 @@ from livermore_schema.timeframes import (
     is_boundary,
 )
 
-__all__ = [
+# Grouped by kind on purpose (the groups are the documentation), so not one alphabetical run.
+__all__ = [  # noqa: RUF022
     # messages
     "COMMAND_ADAPTER",
     "COMMAND_TTL",
-    "RUNTIME_TIMEFRAMES",
-    "STREAMING_EXCHANGES",
     "AddSymbolCommand",
     "AlertEvent",
-    "AlertType",
-    "ApiSettings",
-    "Bias",
     "BulkAddSymbolsCommand",
-    "CacheSettings",
     "Candle",
-    "CandleSource",
     "ClearCacheCommand",
-    "ClearScope",
     "Command",
     "CommandResponse",
-    "CommandType",
-    "ConnectionState",
     "ConnectionStatus",
-    "DatabaseSettings",
-    "EndpointSettings",
-    "ExchangeName",
     "ForceBackfillCommand",
-    "IndicatorType",
     "IndicatorValue",
     "LifecycleEvent",
-    "Liquidity",
-    "LogSettings",
     "MacdVValues",
     "OrderBookLevel",
     "OrderBookTop",
     "PauseCommand",
-    "RedisSettings",
     "ReloadSettingsCommand",
     "RemoveSymbolCommand",
-    "ResponseStatus",
     "ResumeCommand",
-    "Stage",
     "StartCommand",
-    "StartupPhase",
     "StartupProgress",
     "StopCommand",
     "SwitchModeCommand",
-    "SymbolTier",
     "Ticker",
-    "Timeframe",
     "TimeframeContext",
+    "parse_command",
+    # enums
+    "RUNTIME_TIMEFRAMES",
+    "STREAMING_EXCHANGES",
+    "AlertType",
+    "Bias",
+    "CandleSource",
+    "ClearScope",
+    "CommandType",
+    "ConnectionState",
+    "ExchangeName",
+    "IndicatorType",
+    "Liquidity",
+    "ResponseStatus",
+    "Stage",
+    "StartupPhase",
+    "SymbolTier",
+    "Timeframe",
     "UserRole",
     "WorkerMode",
     "WorkerRole",
-    "WorkerSettings",
+    # timeframes
     "bar_open_times",
     "close_time_ms",
     "duration_ms",
     "floor_to_boundary",
     "is_boundary",
-    "parse_command",
+    # settings and logging
+    "ApiSettings",
+    "CacheSettings",
+    "DatabaseSettings",
+    "EndpointSettings",
+    "LogSettings",
+    "RedisSettings",
+    "WorkerSettings",
+    "configure_logging",
+    # tables
+    "DEFAULT_USER_SETTINGS",
+    "AlertHistory",
+    "ApiToken",
+    "Exchange",
+    "ExchangeSymbol",
+    "Position",
+    "User",
+    "UserExchange",
+    # database
+    "EXCHANGE_SEEDS",
+    "ExchangeSeed",
+    "MigrationState",
+    "async_session_factory",
+    "check_connection",
+    "create_async_engine",
+    "create_engine",
+    "ensure_database",
+    "head_revision",
+    "migration_state",
+    "seed_exchanges",
+    "upgrade",
+    # errors
+    "DatabaseError",
+    "DatabaseMissingError",
+    "DatabaseUnavailableError",
+    "SeedConflictError",
 ]
