@@ -1,0 +1,206 @@
+"""Control-protocol transport: a durable command stream plus channels (SPEC 9).
+
+A command is XADDed to `command_stream_key(ex)` (so it survives a worker restart) and published on
+`livermore:commands:{ex}` for observers. The worker reads the stream through a consumer group and
+acknowledges each entry after handling it. A response is stored at `response_key(ex, id)` for a
+while and then published on `livermore:responses:{ex}`, in that order, so a waiter that subscribes
+first and then reads the key can never miss it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from typing import Any
+from uuid import UUID
+
+from redis.exceptions import ResponseError
+
+from livermore_cache import channels, keys
+from livermore_cache.client import RedisClient
+from livermore_cache.pubsub import Subscription
+from livermore_schema.control import Command, CommandResponse
+from livermore_schema.enums import ResponseStatus
+
+COMMAND_FIELD = "command"
+"""The stream entry field holding the command JSON."""
+
+DEFAULT_GROUP = "livermore-workers"
+STREAM_MAXLEN = 10_000
+RESPONSE_TTL_S = 600
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class CommandBus:
+    """The sending side (api, CLI): send commands, wait for or fetch their responses."""
+
+    def __init__(
+        self,
+        redis: RedisClient,
+        *,
+        maxlen: int = STREAM_MAXLEN,
+        response_ttl_s: int = RESPONSE_TTL_S,
+    ) -> None:
+        self._redis = redis
+        self._maxlen = maxlen
+        self._response_ttl = response_ttl_s
+
+    async def send(self, exchange_id: int, command: Command) -> UUID:
+        """Queue a command durably and publish it; return its correlation id."""
+        await self.send_raw(exchange_id, command.model_dump_json())
+        return command.correlation_id
+
+    async def send_raw(self, exchange_id: int, raw: str) -> str:
+        """Queue raw command text as is (the worker validates it); return the stream entry id."""
+        entry_id = await self._redis.xadd(
+            keys.command_stream_key(exchange_id),
+            {COMMAND_FIELD: raw},
+            maxlen=self._maxlen,
+            approximate=True,
+        )
+        await self._redis.publish(channels.commands_channel(exchange_id), raw)
+        return _text(entry_id)
+
+    async def fetch_response(
+        self, exchange_id: int, correlation_id: UUID | str
+    ) -> CommandResponse | None:
+        """Return the latest stored response to a command, or None."""
+        raw = await self._redis.get(keys.response_key(exchange_id, str(correlation_id)))
+        return None if raw is None else CommandResponse.model_validate_json(raw)
+
+    async def await_response(
+        self,
+        exchange_id: int,
+        correlation_id: UUID | str,
+        timeout: float,  # noqa: ASYNC109 - part of the protocol API the api calls
+        *,
+        final_only: bool = True,
+    ) -> CommandResponse:
+        """Wait for a response (by default a final `success`/`error`, skipping `ack`).
+
+        Raises:
+            TimeoutError: no matching response arrived within `timeout` seconds.
+        """
+        wanted = UUID(str(correlation_id))
+
+        def matches(response: CommandResponse | None) -> bool:
+            if response is None or response.correlation_id != wanted:
+                return False
+            return not final_only or response.status is not ResponseStatus.ACK
+
+        channel = channels.responses_channel(exchange_id)
+        try:
+            async with asyncio.timeout(timeout):
+                async with Subscription(
+                    self._redis, model=CommandResponse, channels=[channel]
+                ) as sub:
+                    stored = await self.fetch_response(exchange_id, wanted)
+                    if stored is not None and matches(stored):
+                        return stored
+                    async for _, response in sub:
+                        if matches(response):
+                            return response
+        except TimeoutError:
+            pass
+        raise TimeoutError(f"no response to command {wanted} within {timeout} s")
+
+
+class CommandInbox:
+    """The worker side: read commands from the stream's consumer group, ack and answer them.
+
+    On first use it also takes over entries another (dead) consumer read but never acknowledged,
+    so a command in flight during a restart is handled by the next worker.
+    """
+
+    def __init__(
+        self,
+        redis: RedisClient,
+        exchange_id: int,
+        consumer: str,
+        *,
+        group: str = DEFAULT_GROUP,
+        claim_idle_ms: int = 0,
+        response_ttl_s: int = RESPONSE_TTL_S,
+    ) -> None:
+        self._redis = redis
+        self._exchange_id = exchange_id
+        self._stream = keys.command_stream_key(exchange_id)
+        self._consumer = consumer
+        self._group = group
+        self._claim_idle_ms = claim_idle_ms
+        self._response_ttl = response_ttl_s
+        self._backlog: deque[tuple[str, str]] = deque()
+        self._recovered = False
+
+    async def ensure_group(self) -> None:
+        """Create the consumer group from the stream's start (commands sent before it count)."""
+        try:
+            await self._redis.xgroup_create(self._stream, self._group, id="0", mkstream=True)
+        except ResponseError as err:
+            if "BUSYGROUP" not in str(err):
+                raise
+
+    async def next(self, timeout: float) -> tuple[str, str] | None:  # noqa: ASYNC109 - XREAD BLOCK
+        """Return the next `(entry_id, raw command text)`, or None after `timeout` seconds."""
+        if not self._recovered:
+            await self.ensure_group()
+            await self._recover()
+            self._recovered = True
+        if self._backlog:
+            return self._backlog.popleft()
+        reply = await self._redis.xreadgroup(
+            self._group,
+            self._consumer,
+            {self._stream: ">"},
+            count=1,
+            block=max(1, int(timeout * 1000)),
+        )
+        entries = _entries(reply)
+        return entries[0] if entries else None
+
+    async def ack(self, entry_id: str) -> None:
+        """Acknowledge a handled entry so it is never delivered again."""
+        await self._redis.xack(self._stream, self._group, entry_id)
+
+    async def respond(self, response: CommandResponse) -> None:
+        """Store the response under its correlation id, then publish it."""
+        payload = response.model_dump_json()
+        key = keys.response_key(self._exchange_id, str(response.correlation_id))
+        await self._redis.set(key, payload, ex=self._response_ttl)
+        await self._redis.publish(channels.responses_channel(self._exchange_id), payload)
+
+    async def _recover(self) -> None:
+        own: Any = await self._redis.xreadgroup(
+            self._group, self._consumer, {self._stream: "0"}, count=1000
+        )
+        for _, batch in own or []:
+            for entry_id, fields in batch:
+                if fields is None:  # trimmed out of the stream while pending: nothing to run
+                    await self.ack(_text(entry_id))
+                else:
+                    self._backlog.append(_decode((entry_id, fields)))
+        cursor = "0-0"
+        while True:
+            reply = await self._redis.xautoclaim(
+                self._stream, self._group, self._consumer, self._claim_idle_ms, cursor, count=100
+            )
+            self._backlog.extend(_decode(entry) for entry in reply[1] if entry[1] is not None)
+            cursor = _text(reply[0])
+            if cursor == "0-0":
+                return
+
+
+def _decode(entry: Any) -> tuple[str, str]:
+    entry_id, fields = entry
+    decoded = {_text(k): _text(v) for k, v in (fields or {}).items()}
+    raw = decoded.get(COMMAND_FIELD)
+    return _text(entry_id), raw if raw is not None else json.dumps(decoded)
+
+
+def _entries(reply: Any) -> list[tuple[str, str]]:
+    # RESP2 shape (what connect_redis speaks): [[stream, [(id, fields), ...]], ...]
+    return [_decode(entry) for _, batch in reply or [] for entry in batch]
