@@ -1,0 +1,183 @@
+"""IndicatorCalculator: one incremental MACD-V state per series, fed by closed candles.
+
+Per closed bar: O(1) state update, then one `IndicatorCache.write` and one
+`Publisher.publish_indicator`. A bar that is not newer than the state's last bar is a repaired
+or replayed past bar (gap repair writes the bar to the cache before publishing it): the series is
+re-warmed from the cache, which then holds it, and the recomputed latest value is written but
+**not** published, because no new bar closed (the alert evaluator has already judged that bar).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from livermore_cache.candles import CandleCache
+from livermore_cache.indicators import IndicatorCache
+from livermore_cache.pubsub import Publisher
+from livermore_exchange_core.indicators.macdv import (
+    DEFAULT_PARAMS,
+    MacdVParams,
+    MacdVPoint,
+    MacdVState,
+)
+from livermore_schema.enums import Timeframe
+from livermore_schema.indicators import IndicatorValue, MacdVValues
+from livermore_schema.market import Candle
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_WARMUP_CANDLES = 1000
+"""Candles read from the cache to seed a series (the cache's default retention)."""
+
+SeriesKey = tuple[str, Timeframe]
+
+
+def to_indicator_value(
+    point: MacdVPoint, *, exchange_id: int, symbol: str, timeframe: Timeframe
+) -> IndicatorValue:
+    """Return the SPEC section 6 IndicatorValue of a MACD-V point."""
+    return IndicatorValue(
+        exchange_id=exchange_id,
+        symbol=symbol,
+        timeframe=timeframe,
+        open_time=point.open_time,
+        value=MacdVValues(
+            macd_v=point.macd_v,
+            signal=point.signal,
+            histogram=point.histogram,
+            fast_ema=point.fast_ema,
+            slow_ema=point.slow_ema,
+            atr=point.atr,
+        ),
+        stage=point.stage,
+        liquidity=point.liquidity,
+        gap_ratio=point.gap_ratio,
+        seeded=point.seeded,
+        n_eff=point.n_eff,
+    )
+
+
+class IndicatorCalculator:
+    """MACD-V for every (symbol, timeframe) of one exchange, updated per closed candle."""
+
+    def __init__(
+        self,
+        candle_cache: CandleCache,
+        indicator_cache: IndicatorCache,
+        publisher: Publisher,
+        *,
+        exchange_id: int,
+        params: MacdVParams = DEFAULT_PARAMS,
+        warmup_candles: int = DEFAULT_WARMUP_CANDLES,
+    ) -> None:
+        self._candles = candle_cache
+        self._indicators = indicator_cache
+        self._publisher = publisher
+        self._exchange_id = exchange_id
+        self._params = params
+        self._warmup_candles = warmup_candles
+        self._states: dict[SeriesKey, MacdVState] = {}
+        self._locks: dict[SeriesKey, asyncio.Lock] = {}
+        self._log = log.bind(exchange_id=exchange_id)
+
+    @property
+    def exchange_id(self) -> int:
+        """The exchange whose series this calculator follows."""
+        return self._exchange_id
+
+    def state(self, symbol: str, timeframe: Timeframe) -> MacdVState | None:
+        """Return the live state of a series, if it has been warmed up."""
+        return self._states.get((symbol, timeframe))
+
+    def reset(self, symbol: str, timeframe: Timeframe) -> None:
+        """Forget a series; the next closed candle (or `warmup`) re-seeds it from the cache."""
+        self._states.pop((symbol, timeframe), None)
+
+    async def warmup(
+        self, symbol: str, timeframe: Timeframe, *, user_id: int | None = None
+    ) -> IndicatorValue | None:
+        """Seed a series from the newest cached closed candles and write (not publish) its value.
+
+        Returns:
+            The value of the newest cached closed bar, or None when the cache has none.
+        """
+        async with self._lock(symbol, timeframe):
+            return await self._warmup(symbol, timeframe, None, user_id)
+
+    async def on_closed_candle(
+        self, candle: Candle, *, user_id: int | None = None
+    ) -> IndicatorValue | None:
+        """Update the series with a newly closed bar; write and publish its value.
+
+        Returns:
+            The new value, or None when nothing new was published (unfinished bar, or a
+            repaired past bar that re-warmed the series instead).
+        """
+        if not candle.closed or candle.synthetic or candle.exchange_id != self._exchange_id:
+            return None
+        key = (candle.symbol, candle.timeframe)
+        async with self._lock(*key):
+            state = self._states.get(key)
+            if state is None:
+                # The seeded history ends with this very bar, so its value is the new one.
+                value = await self._warmup(candle.symbol, candle.timeframe, candle, user_id)
+                if value is not None:
+                    await self._publisher.publish_indicator(value)
+                return value
+            last = state.last
+            if last is not None and candle.open_time <= last.open_time:
+                self._log.info(
+                    "indicator.past_bar_rewarm",
+                    symbol=candle.symbol,
+                    timeframe=candle.timeframe.value,
+                    open_time=candle.open_time,
+                    last_open_time=last.open_time,
+                )
+                await self._warmup(candle.symbol, candle.timeframe, None, user_id)
+                return None
+            point = state.update(candle)
+            value = to_indicator_value(
+                point,
+                exchange_id=self._exchange_id,
+                symbol=candle.symbol,
+                timeframe=candle.timeframe,
+            )
+            await self._indicators.write(value, user_id=user_id)
+            await self._publisher.publish_indicator(value)
+            return value
+
+    def _lock(self, symbol: str, timeframe: Timeframe) -> asyncio.Lock:
+        return self._locks.setdefault((symbol, timeframe), asyncio.Lock())
+
+    async def _warmup(
+        self, symbol: str, timeframe: Timeframe, upto: Candle | None, user_id: int | None
+    ) -> IndicatorValue | None:
+        """Rebuild a series from the cache (closed bars only, up to `upto` when given)."""
+        cached = await self._candles.recent(
+            self._exchange_id, symbol, timeframe, self._warmup_candles, user_id=user_id
+        )
+        limit = upto.open_time if upto is not None else None
+        history = [
+            bar for bar in cached if bar.closed and (limit is None or bar.open_time <= limit)
+        ]
+        if upto is not None and (not history or history[-1].open_time < upto.open_time):
+            history.append(upto)  # the close arrived before (or without) its cache write
+        state = MacdVState(timeframe, self._params)
+        self._states[(symbol, timeframe)] = state
+        point = state.seed(history)
+        if point is None:
+            return None
+        value = to_indicator_value(
+            point, exchange_id=self._exchange_id, symbol=symbol, timeframe=timeframe
+        )
+        await self._indicators.write(value, user_id=user_id)
+        self._log.debug(
+            "indicator.warmed_up",
+            symbol=symbol,
+            timeframe=timeframe.value,
+            bars=len(history),
+            seeded=point.seeded,
+        )
+        return value
