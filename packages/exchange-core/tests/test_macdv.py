@@ -91,6 +91,7 @@ def test_golden_tiny_series_worked_by_hand() -> None:
 def reference_fraction(candles: list[Candle], step: int) -> list[Fraction | None]:
     """MACD-V straight from the SPEC formulas, in exact rational arithmetic, gap fill included."""
     rows: list[tuple[Fraction, Fraction, Fraction, bool]] = []
+    prev_open = 0
     for candle in candles:
         if rows:
             prev_close = rows[-1][2]

@@ -37,7 +37,7 @@ def bar(index: int, close: float, *, high: float | None = None, low: float | Non
 
 
 def test_ema_is_seeded_with_the_sma_then_smoothed() -> None:
-    # period 3: alpha = 0.5; seed at index 2 = (1+2+3)/3 = 2; then 0.5*4 + 0.5*2 = 3; 0.5*5 + 1.5 = 4
+    # period 3, alpha 0.5: seed at index 2 = (1+2+3)/3 = 2; then 0.5*4 + 0.5*2 = 3; then 4
     assert ema([1.0, 2.0, 3.0, 4.0, 5.0], 3) == [None, None, 2.0, 3.0, 4.0]
 
 
