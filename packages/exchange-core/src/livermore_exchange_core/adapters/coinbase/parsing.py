@@ -1,0 +1,174 @@
+"""Coinbase Advanced Trade wire → domain conversion: REST responses here, WebSocket frames too.
+
+Every Coinbase quirk dies in this module: numbers arrive as strings, candle `start` is UNIX
+*seconds*, REST candles come newest first without a `product_id`, and buckets without trades are
+simply missing. REST functions live at the top; the streaming adapter's frame parsers share the file
+(one place per venue for wire shapes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from livermore_exchange_core.base import Balance, ProductInfo
+from livermore_schema.enums import CandleSource, Timeframe
+from livermore_schema.market import Candle
+from livermore_schema.timeframes import close_time_ms, duration_ms
+
+log = structlog.get_logger(__name__)
+
+EXCHANGE_NAME = "coinbase"
+
+GRANULARITY: dict[Timeframe, str] = {
+    Timeframe.M1: "ONE_MINUTE",
+    Timeframe.M5: "FIVE_MINUTE",
+    Timeframe.M15: "FIFTEEN_MINUTE",
+    Timeframe.M30: "THIRTY_MINUTE",
+    Timeframe.H1: "ONE_HOUR",
+    Timeframe.H2: "TWO_HOUR",
+    Timeframe.H4: "FOUR_HOUR",
+    Timeframe.H6: "SIX_HOUR",
+    Timeframe.D1: "ONE_DAY",
+}
+"""REST `granularity` values (the `/market/products/{id}/candles` enum)."""
+
+MAX_CANDLES_PER_REQUEST = 350
+"""Coinbase answers 400 beyond this; reports disagree on whether 350 itself passes."""
+
+PAGE_SIZE = 300
+"""What we ask for per page: safely under `MAX_CANDLES_PER_REQUEST`."""
+
+
+# ------------------------------------------------------------------ REST
+
+
+def parse_rest_candle(
+    row: Mapping[str, Any],
+    *,
+    exchange_id: int,
+    symbol: str,
+    timeframe: Timeframe,
+    now_ms: int,
+) -> Candle:
+    """Convert one REST candle row (strings, `start` in seconds) into a `Candle`.
+
+    The bar is `closed` when its whole interval lies before `now_ms` (exchange time).
+    """
+    open_time = int(row["start"]) * 1000
+    return Candle(
+        exchange_id=exchange_id,
+        exchange=EXCHANGE_NAME,
+        symbol=symbol,
+        timeframe=timeframe,
+        open_time=open_time,
+        close_time=close_time_ms(open_time, timeframe),
+        open=float(row["open"]),
+        high=float(row["high"]),
+        low=float(row["low"]),
+        close=float(row["close"]),
+        volume=float(row["volume"]),
+        closed=open_time + duration_ms(timeframe) <= now_ms,
+        source=CandleSource.REST,
+    )
+
+
+def parse_candles_response(
+    body: Mapping[str, Any],
+    *,
+    exchange_id: int,
+    symbol: str,
+    timeframe: Timeframe,
+    now_ms: int,
+) -> list[Candle]:
+    """Convert a `{"candles": [...]}` body (newest first) into candles oldest first.
+
+    Rows that do not parse or fail the OHLC checks are dropped with a log line: one bad row must
+    not cost the whole page.
+    """
+    candles: dict[int, Candle] = {}
+    for row in body.get("candles") or ():
+        try:
+            candle = parse_rest_candle(
+                row, exchange_id=exchange_id, symbol=symbol, timeframe=timeframe, now_ms=now_ms
+            )
+        except (KeyError, TypeError, ValueError, ValidationError) as error:
+            log.warning("coinbase.candle_row_rejected", symbol=symbol, row=row, error=str(error))
+            continue
+        candles[candle.open_time] = candle
+    return [candles[key] for key in sorted(candles)]
+
+
+def parse_products_response(body: Mapping[str, Any]) -> list[ProductInfo]:
+    """Convert a `/market/products` body into products with `approximate_quote_24h_volume`."""
+    products: list[ProductInfo] = []
+    for row in body.get("products") or ():
+        if row.get("product_type", "SPOT") != "SPOT":
+            continue
+        try:
+            products.append(
+                ProductInfo(
+                    symbol=str(row["product_id"]),
+                    base_currency=str(row.get("base_currency_id") or row.get("base_name") or ""),
+                    quote_currency=str(row.get("quote_currency_id") or ""),
+                    quote_volume_24h=_quote_volume(row),
+                    is_trading=_is_trading(row),
+                    display_name=row.get("display_name"),
+                    alias_of=_alias_of(row),
+                )
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            log.warning("coinbase.product_rejected", row=row, error=str(error))
+    return products
+
+
+def _quote_volume(row: Mapping[str, Any]) -> float:
+    approximate = row.get("approximate_quote_24h_volume")
+    if approximate not in (None, ""):
+        return float(approximate)
+    # Older payloads lack the approximate figure; base volume x price is the same quantity.
+    return float(row.get("volume_24h") or 0) * float(row.get("price") or 0)
+
+
+def _alias_of(row: Mapping[str, Any]) -> str | None:
+    # `alias_to` is a list of product ids in current payloads, a bare string in older ones.
+    alias = row.get("alias_to")
+    if isinstance(alias, list):
+        return str(alias[0]) if alias else None
+    return str(alias) if alias else None
+
+
+def _is_trading(row: Mapping[str, Any]) -> bool:
+    flags = ("is_disabled", "trading_disabled", "cancel_only", "view_only")
+    return row.get("status", "online") == "online" and not any(row.get(flag) for flag in flags)
+
+
+def parse_server_time(body: Mapping[str, Any]) -> int:
+    """Convert a `/time` body (`epochMillis` as a string) into epoch milliseconds."""
+    if body.get("epochMillis") not in (None, ""):
+        return int(body["epochMillis"])
+    return int(float(body["epochSeconds"]) * 1000)
+
+
+def parse_accounts_response(body: Mapping[str, Any]) -> tuple[list[Balance], str | None]:
+    """Convert one `/accounts` page into balances and the next cursor (None when done)."""
+    balances: list[Balance] = []
+    for account in body.get("accounts") or ():
+        available = float((account.get("available_balance") or {}).get("value") or 0)
+        hold = float((account.get("hold") or {}).get("value") or 0)
+        if available or hold:
+            balances.append(Balance(str(account["currency"]), available, hold))
+    cursor = body.get("cursor") if body.get("has_next") else None
+    return balances, cursor or None
+
+
+def error_message(body: Any, fallback: str) -> str:
+    """Return the human part of a Coinbase error body (`message` / `error_details`)."""
+    if isinstance(body, Mapping):
+        for field in ("message", "error_details", "error"):
+            if body.get(field):
+                return str(body[field])
+    return fallback
