@@ -114,3 +114,19 @@ def parse_lifecycle_channel(channel: str) -> int:
     if len(parts) != 4 or parts[:2] != ["channel", "exchange"] or parts[3] != "lifecycle":
         raise ValueError(f"not a lifecycle channel: {channel!r}")
     return int(parts[2])
+
+
+def parse_legacy_candle_close_channel(channel: str) -> tuple[int, SeriesChannel]:
+    """Inverse of `legacy_candle_close_channel`: (user_id, series)."""
+    parts = channel.split(":")
+    if len(parts) != 7 or parts[:3] != ["channel", "candle", "close"]:
+        raise ValueError(f"not a legacy candle-close channel: {channel!r}")
+    return int(parts[3]), SeriesChannel(int(parts[4]), parts[5], Timeframe(parts[6]))
+
+
+def parse_ticker_channel(channel: str) -> tuple[int, str]:
+    """Inverse of `ticker_channel`: (exchange_id, symbol)."""
+    parts = channel.split(":")
+    if len(parts) != 4 or parts[:2] != ["channel", "ticker"] or not parts[3]:
+        raise ValueError(f"not a ticker channel: {channel!r}")
+    return int(parts[2]), parts[3]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from livermore_schema.enums import IndicatorType, Timeframe
 
 
@@ -112,3 +114,102 @@ def user_indicators_pattern(exchange_id: int, symbol: str = "*", timeframe: str 
 def tickers_pattern(exchange_id: int, symbol: str = "*") -> str:
     """SCAN pattern over ticker keys of an exchange."""
     return f"ticker:{exchange_id}:{symbol}"
+
+
+def orderbooks_pattern(exchange_id: int, symbol: str = "*") -> str:
+    """SCAN pattern over order-book keys of an exchange."""
+    return f"orderbook:{exchange_id}:{symbol}"
+
+
+# ------------------------------------------------------------------ parsers
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesKey:
+    """The series (and, for Tier 2 or legacy keys, the user) a candle or indicator key names."""
+
+    exchange_id: int
+    symbol: str
+    timeframe: Timeframe
+    user_id: int | None = None
+
+
+def _split(key: str, prefix: str, parts: int) -> list[str]:
+    found = key.split(":")
+    if len(found) != parts or found[0] != prefix or not all(found):
+        raise ValueError(f"not a {prefix} key with {parts} segments: {key!r}")
+    return found
+
+
+def _int(text: str, key: str) -> int:
+    if not text.isdigit():
+        raise ValueError(f"expected a numeric id in {key!r}, got {text!r}")
+    return int(text)
+
+
+def _series(key: str, exchange: str, symbol: str, timeframe: str, user: str | None) -> SeriesKey:
+    try:
+        frame = Timeframe(timeframe)
+    except ValueError:
+        raise ValueError(f"unknown timeframe {timeframe!r} in {key!r}") from None
+    user_id = None if user is None else _int(user, key)
+    return SeriesKey(_int(exchange, key), symbol, frame, user_id)
+
+
+def parse_candles_key(key: str) -> SeriesKey:
+    """Inverse of `candles_key`; raises ValueError on any other name (legacy keys included)."""
+    _, exchange, symbol, timeframe = _split(key, "candles", 4)
+    return _series(key, exchange, symbol, timeframe, None)
+
+
+def parse_user_candles_key(key: str) -> SeriesKey:
+    """Inverse of `user_candles_key`."""
+    _, user, exchange, symbol, timeframe = _split(key, "usercandles", 5)
+    return _series(key, exchange, symbol, timeframe, user)
+
+
+def parse_legacy_candles_key(key: str) -> SeriesKey:
+    """Inverse of `legacy_candles_key` (five segments, where Tier 1 keys have four)."""
+    _, user, exchange, symbol, timeframe = _split(key, "candles", 5)
+    return _series(key, exchange, symbol, timeframe, user)
+
+
+def _indicator_type(text: str, key: str) -> IndicatorType:
+    try:
+        return IndicatorType(text)
+    except ValueError:
+        raise ValueError(f"unknown indicator type {text!r} in {key!r}") from None
+
+
+def parse_indicator_key(key: str) -> tuple[SeriesKey, IndicatorType]:
+    """Inverse of `indicator_key`; raises ValueError on any other name (legacy keys included)."""
+    _, exchange, symbol, timeframe, kind = _split(key, "indicator", 5)
+    return _series(key, exchange, symbol, timeframe, None), _indicator_type(kind, key)
+
+
+def parse_user_indicator_key(key: str) -> tuple[SeriesKey, IndicatorType]:
+    """Inverse of `user_indicator_key`."""
+    _, user, exchange, symbol, timeframe, kind = _split(key, "userindicator", 6)
+    return _series(key, exchange, symbol, timeframe, user), _indicator_type(kind, key)
+
+
+def parse_ticker_key(key: str) -> tuple[int, str]:
+    """Inverse of `ticker_key`: (exchange_id, symbol)."""
+    _, exchange, symbol = _split(key, "ticker", 3)
+    return _int(exchange, key), symbol
+
+
+def parse_status_key(key: str) -> int:
+    """Inverse of `status_key`: the exchange id."""
+    found = _split(key, "exchange", 3)
+    if found[1] != "status":
+        raise ValueError(f"not a status key: {key!r}")
+    return _int(found[2], key)
+
+
+def parse_response_key(key: str) -> tuple[int, str]:
+    """Inverse of `response_key`: (exchange_id, correlation_id)."""
+    found = _split(key, "livermore", 4)
+    if found[1] != "response":
+        raise ValueError(f"not a response key: {key!r}")
+    return _int(found[2], key), found[3]
