@@ -36,6 +36,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 _UPGRADE_LOCK_KEY = 0x4C49_5645  # "LIVE": serialises concurrent `upgrade` runs on one database
 
+# Sessions run in UTC so timestamptz values come back as UTC datetimes whatever the server's zone.
+_CONNECT_ARGS: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S, "options": "-c TimeZone=UTC"}
+
 
 @dataclass(frozen=True)
 class MigrationState:
@@ -53,15 +56,13 @@ class MigrationState:
 
 def create_engine(settings: DatabaseSettings) -> Engine:
     """Return a synchronous SQLAlchemy engine (psycopg 3) for `settings`."""
-    return sa.create_engine(
-        settings.url(), pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
-    )
+    return sa.create_engine(settings.url(), pool_pre_ping=True, connect_args=dict(_CONNECT_ARGS))
 
 
 def create_async_engine(settings: DatabaseSettings) -> AsyncEngine:
     """Return an asyncio SQLAlchemy engine (psycopg 3) with pre-ping for `settings`."""
     return sa_create_async_engine(
-        settings.url(), pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
+        settings.url(), pool_pre_ping=True, connect_args=dict(_CONNECT_ARGS)
     )
 
 

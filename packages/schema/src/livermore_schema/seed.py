@@ -155,9 +155,9 @@ def seed_exchanges(connection: Connection) -> None:
         SeedConflictError: a seeded name has another id, or a seeded id holds another name.
     """
     table = metadata.tables[Exchange.__tablename__]
-    existing: dict[int, str] = dict(
-        connection.execute(sa.select(table.c.id, table.c.name)).tuples().all()
-    )
+    existing: dict[int, str] = {
+        row_id: name for row_id, name in connection.execute(sa.select(table.c.id, table.c.name))
+    }
     _check_conflicts(existing)
     stmt = insert(table).values([seed.row() for seed in EXCHANGE_SEEDS])
     changed = sa.or_(
