@@ -1,0 +1,40 @@
+"""Typed application keys (aiohttp `AppKey`) and per-request storage keys."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+
+from aiohttp import ClientSession, web
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from livermore_api.config import ApiConfig
+from livermore_cache.client import RedisClient
+
+CONFIG: web.AppKey[ApiConfig] = web.AppKey("livermore_config", ApiConfig)
+"""The configuration the app was built with."""
+
+ENGINE: web.AppKey[AsyncEngine] = web.AppKey("livermore_engine", AsyncEngine)
+"""The SQLAlchemy async engine (opened and disposed by a cleanup context)."""
+
+SESSIONS: web.AppKey[async_sessionmaker[AsyncSession]] = web.AppKey("livermore_sessions")
+"""Factory of database sessions bound to `ENGINE`."""
+
+REDIS: web.AppKey[RedisClient] = web.AppKey("livermore_redis")
+"""The Redis client (closed by a cleanup context)."""
+
+HTTP: web.AppKey[ClientSession] = web.AppKey("livermore_http", ClientSession)
+"""Outbound HTTP session (symbol refresh), closed by a cleanup context."""
+
+STREAMS: web.AppKey[weakref.WeakSet[asyncio.Task[object]]] = web.AppKey("livermore_streams")
+"""Tasks serving long-lived alert streams, cancelled at shutdown so it never waits on them."""
+
+REQUEST_ID = "livermore_request_id"
+"""Request storage key of the id echoed in `X-Request-Id` and in 500 errors."""
+
+PRINCIPAL = "livermore_principal"
+"""Request storage key of the authenticated `Principal`."""
+
+PARSED = "livermore_parsed"
+"""Request storage key of the validated path, query and body models."""

@@ -1,0 +1,1 @@
+"""Thin views: validate (done by the route wrapper), authorize, call the packages, serialise."""

@@ -1,0 +1,141 @@
+"""The caller's exchange accounts (admins: anyone's); credentials are env-var names only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aiohttp import web
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from livermore_api import keys
+from livermore_api.errors import ConflictError, NotFoundError
+from livermore_api.models import AccountCreate, AccountPath, AccountUpdate
+from livermore_api.resources import AccountOut
+from livermore_api.routing import body_of, json_response, path_of, principal_of
+from livermore_api.views.common import check_owner, requested_user, resolve_exchange, session
+from livermore_schema.tables import Exchange, UserExchange, utcnow
+
+
+def _present(environ: Mapping[str, str], name: str | None) -> bool | None:
+    return None if name is None else name in environ
+
+
+def account_out(
+    account: UserExchange, exchange: Exchange, environ: Mapping[str, str]
+) -> AccountOut:
+    """Serialise an account, reporting whether each env var is set (never its value)."""
+    assert account.id is not None
+    return AccountOut(
+        id=account.id,
+        user_id=account.user_id,
+        exchange_id=account.exchange_id,
+        exchange=exchange.name,
+        display_name=account.display_name,
+        api_key_env_var=account.api_key_env_var,
+        api_key_env_var_present=_present(environ, account.api_key_env_var),
+        api_secret_env_var=account.api_secret_env_var,
+        api_secret_env_var_present=_present(environ, account.api_secret_env_var),
+        is_active=account.is_active,
+        is_default=account.is_default,
+        last_connected_at=account.last_connected_at,
+        created_at=account.created_at,
+        updated_at=account.updated_at,
+    )
+
+
+async def _owned(request: web.Request, db: AsyncSession) -> tuple[UserExchange, Exchange]:
+    account_id = path_of(request, AccountPath).account_id
+    account = await db.get(UserExchange, account_id)
+    if account is None:
+        raise NotFoundError("no account with that id")
+    check_owner(principal_of(request), account.user_id, "account")
+    exchange = await db.get(Exchange, account.exchange_id)
+    assert exchange is not None
+    return account, exchange
+
+
+async def _clear_other_defaults(db: AsyncSession, account: UserExchange) -> None:
+    if account.is_default:
+        await db.execute(
+            update(UserExchange)
+            .where(
+                col(UserExchange.user_id) == account.user_id,
+                col(UserExchange.id) != account.id,
+            )
+            .values(is_default=False)
+        )
+
+
+async def list_accounts(request: web.Request) -> web.StreamResponse:
+    """List a user's exchange accounts."""
+    environ = request.app[keys.CONFIG].environ
+    async with session(request) as db:
+        user_id = await requested_user(request, db)
+        rows = await db.execute(
+            select(UserExchange, Exchange)
+            .join(Exchange, col(Exchange.id) == col(UserExchange.exchange_id))
+            .where(col(UserExchange.user_id) == user_id)
+            .order_by(col(UserExchange.id))
+        )
+        items = [account_out(a, e, environ).model_dump(mode="json") for a, e in rows.all()]
+    return json_response({"items": items})
+
+
+async def create_account(request: web.Request) -> web.StreamResponse:
+    """Add an exchange account (one per user and exchange)."""
+    body = body_of(request, AccountCreate)
+    environ = request.app[keys.CONFIG].environ
+    async with session(request) as db:
+        user_id = await requested_user(request, db)
+        exchange = await resolve_exchange(db, body.exchange)
+        assert exchange.id is not None
+        account = UserExchange(
+            user_id=user_id,
+            exchange_id=exchange.id,
+            **body.model_dump(exclude={"exchange"}),
+        )
+        db.add(account)
+        try:
+            await db.flush()
+        except IntegrityError:
+            raise ConflictError(
+                f"an account on {exchange.name} already exists", code="account_exists"
+            ) from None
+        await _clear_other_defaults(db, account)
+        await db.commit()
+        return json_response(account_out(account, exchange, environ), status=201)
+
+
+async def get_account(request: web.Request) -> web.StreamResponse:
+    """Return one account."""
+    async with session(request) as db:
+        account, exchange = await _owned(request, db)
+    return json_response(account_out(account, exchange, request.app[keys.CONFIG].environ))
+
+
+async def update_account(request: web.Request) -> web.StreamResponse:
+    """Change an account's fields."""
+    body = body_of(request, AccountUpdate)
+    async with session(request) as db:
+        account, exchange = await _owned(request, db)
+        for name, value in body.model_dump(exclude_unset=True).items():
+            if value is None and name in ("is_active", "is_default"):
+                continue
+            setattr(account, name, value)
+        account.updated_at = utcnow()
+        await db.flush()
+        await _clear_other_defaults(db, account)
+        await db.commit()
+        return json_response(account_out(account, exchange, request.app[keys.CONFIG].environ))
+
+
+async def delete_account(request: web.Request) -> web.StreamResponse:
+    """Delete an account."""
+    async with session(request) as db:
+        account, _ = await _owned(request, db)
+        await db.delete(account)
+        await db.commit()
+    return web.Response(status=204)

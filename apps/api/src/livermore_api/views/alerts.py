@@ -1,0 +1,72 @@
+"""Alert history with filters and paging."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import func, select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
+
+from livermore_api.errors import ValidationFailedError
+from livermore_api.models import AlertQuery
+from livermore_api.resources import AlertOut
+from livermore_api.routing import json_response, query_of
+from livermore_api.views.common import resolve_exchange, session
+from livermore_schema.tables import AlertHistory, Exchange
+
+
+def _out(alert: AlertHistory, exchange_name: str) -> AlertOut:
+    assert alert.id is not None
+    return AlertOut(
+        id=alert.id,
+        uid=alert.uid,
+        exchange_id=alert.exchange_id,
+        exchange=exchange_name,
+        symbol=alert.symbol,
+        timeframe=alert.timeframe,
+        alert_type=alert.alert_type,
+        trigger_label=alert.trigger_label,
+        trigger_value=alert.trigger_value,
+        price=alert.price,
+        triggered_at=alert.triggered_at,
+        details=alert.details,
+        notification_sent=alert.notification_sent,
+    )
+
+
+async def list_alerts(request: web.Request) -> web.StreamResponse:
+    """Page through stored alerts, newest first, filtered by exchange, symbol, timeframe, time."""
+    query = query_of(request, AlertQuery)
+    for bound in (query.since, query.until):
+        if bound is not None and bound.utcoffset() is None:
+            raise ValidationFailedError("since and until need a timezone (e.g. Z or +00:00)")
+    if query.since and query.until and query.since > query.until:
+        raise ValidationFailedError("since is after until")
+    where: list[ColumnElement[bool]] = []
+    async with session(request) as db:
+        if query.exchange is not None:
+            exchange = await resolve_exchange(db, query.exchange)
+            where.append(col(AlertHistory.exchange_id) == exchange.id)
+        if query.symbol is not None:
+            where.append(col(AlertHistory.symbol) == query.symbol)
+        if query.timeframe is not None:
+            where.append(col(AlertHistory.timeframe) == query.timeframe.value)
+        if query.since is not None:
+            where.append(col(AlertHistory.triggered_at) >= query.since)
+        if query.until is not None:
+            where.append(col(AlertHistory.triggered_at) <= query.until)
+        total = (
+            await db.execute(select(func.count()).select_from(AlertHistory).where(*where))
+        ).scalar_one()
+        rows = await db.execute(
+            select(AlertHistory, col(Exchange.name))
+            .join(Exchange, col(Exchange.id) == col(AlertHistory.exchange_id))
+            .where(*where)
+            .order_by(col(AlertHistory.triggered_at).desc(), col(AlertHistory.id).desc())
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+        items = [_out(alert, name).model_dump(mode="json") for alert, name in rows.all()]
+    return json_response(
+        {"items": items, "total": total, "limit": query.limit, "offset": query.offset}
+    )

@@ -1,0 +1,107 @@
+"""Manually managed positions of the caller (admins: anyone's)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from livermore_api.errors import ConflictError, NotFoundError
+from livermore_api.models import PositionCreate, PositionPath, PositionUpdate
+from livermore_api.resources import PositionOut
+from livermore_api.routing import body_of, json_response, path_of, principal_of
+from livermore_api.views.common import check_owner, requested_user, resolve_exchange, session
+from livermore_schema.tables import Exchange, Position, utcnow
+
+
+def _out(position: Position, exchange: Exchange) -> PositionOut:
+    assert position.id is not None
+    return PositionOut(
+        id=position.id,
+        user_id=position.user_id,
+        exchange_id=position.exchange_id,
+        exchange=exchange.name,
+        symbol=position.symbol,
+        quantity=position.quantity,
+        available_quantity=position.available_quantity,
+        cost_basis=position.cost_basis,
+        last_synced_at=position.last_synced_at,
+        updated_at=position.updated_at,
+    )
+
+
+async def _owned(request: web.Request, db: AsyncSession) -> tuple[Position, Exchange]:
+    position = await db.get(Position, path_of(request, PositionPath).position_id)
+    if position is None:
+        raise NotFoundError("no position with that id")
+    check_owner(principal_of(request), position.user_id, "position")
+    exchange = await db.get(Exchange, position.exchange_id)
+    assert exchange is not None
+    return position, exchange
+
+
+async def list_positions(request: web.Request) -> web.StreamResponse:
+    """List a user's positions."""
+    async with session(request) as db:
+        user_id = await requested_user(request, db)
+        rows = await db.execute(
+            select(Position, Exchange)
+            .join(Exchange, col(Exchange.id) == col(Position.exchange_id))
+            .where(col(Position.user_id) == user_id)
+            .order_by(col(Position.id))
+        )
+        items = [_out(p, e).model_dump(mode="json") for p, e in rows.all()]
+    return json_response({"items": items})
+
+
+async def create_position(request: web.Request) -> web.StreamResponse:
+    """Add a manual position (one per user, exchange and symbol)."""
+    body = body_of(request, PositionCreate)
+    async with session(request) as db:
+        user_id = await requested_user(request, db)
+        exchange = await resolve_exchange(db, body.exchange)
+        assert exchange.id is not None
+        position = Position(
+            user_id=user_id, exchange_id=exchange.id, **body.model_dump(exclude={"exchange"})
+        )
+        db.add(position)
+        try:
+            await db.commit()
+        except IntegrityError:
+            raise ConflictError(
+                f"a position in {body.symbol} on {exchange.name} already exists",
+                code="position_exists",
+            ) from None
+        return json_response(_out(position, exchange), status=201)
+
+
+async def get_position(request: web.Request) -> web.StreamResponse:
+    """Return one position."""
+    async with session(request) as db:
+        position, exchange = await _owned(request, db)
+    return json_response(_out(position, exchange))
+
+
+async def update_position(request: web.Request) -> web.StreamResponse:
+    """Change a position's quantities or cost basis."""
+    body = body_of(request, PositionUpdate)
+    async with session(request) as db:
+        position, exchange = await _owned(request, db)
+        for name, value in body.model_dump(exclude_unset=True).items():
+            if value is None and name == "quantity":
+                continue
+            setattr(position, name, value)
+        position.updated_at = utcnow()
+        await db.commit()
+        return json_response(_out(position, exchange))
+
+
+async def delete_position(request: web.Request) -> web.StreamResponse:
+    """Delete a position."""
+    async with session(request) as db:
+        position, _ = await _owned(request, db)
+        await db.delete(position)
+        await db.commit()
+    return web.Response(status=204)

@@ -1,0 +1,106 @@
+"""Health, the caller's identity, the OpenAPI document and the admin page."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy import text
+
+from livermore_api.errors import NotFoundError
+from livermore_api.models import StaticPath
+from livermore_api.openapi import build_openapi
+from livermore_api.resources import HealthOut, MeOut, WorkerState
+from livermore_api.routing import ROUTE_TABLE, json_response, path_of, principal_of
+from livermore_api.views.common import (
+    all_exchanges,
+    commandable_exchange_ids,
+    redis_of,
+    session,
+    worker_states,
+)
+from livermore_api.views.users import user_out
+from livermore_schema.tables import Exchange, User
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+"""The admin page's HTML, JS and CSS."""
+
+_PROBE_TIMEOUT_S = 3.0
+_CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+
+
+async def _postgres_ok(request: web.Request) -> list[Exchange] | None:
+    try:
+        async with asyncio.timeout(_PROBE_TIMEOUT_S), session(request) as db:
+            await db.execute(text("SELECT 1"))
+            return list(await all_exchanges(db))
+    except Exception:  # any failure means "not healthy"; the reason is not the caller's business
+        return None
+
+
+async def _redis_ok(request: web.Request) -> bool:
+    try:
+        async with asyncio.timeout(_PROBE_TIMEOUT_S):
+            return bool(await redis_of(request).ping())
+    except Exception:
+        return False
+
+
+async def health(request: web.Request) -> web.StreamResponse:
+    """Report PostgreSQL, Redis and each exchange's worker; 503 unless both stores answer."""
+    exchanges, redis_ok = await asyncio.gather(_postgres_ok(request), _redis_ok(request))
+    workers: dict[str, WorkerState] = {}
+    if exchanges is not None and redis_ok:
+        states = await worker_states(request, [ex.id for ex in exchanges if ex.id is not None])
+        workers = {ex.name: states[ex.id] for ex in exchanges if ex.id is not None}
+    healthy = exchanges is not None and redis_ok
+    body = HealthOut(
+        status="ok" if healthy else "unavailable",
+        postgres=exchanges is not None,
+        redis=redis_ok,
+        workers=workers,
+    )
+    return json_response(body, status=200 if healthy else 503)
+
+
+async def me(request: web.Request) -> web.StreamResponse:
+    """Return the caller and the exchanges whose workers they may command."""
+    principal = principal_of(request)
+    async with session(request) as db:
+        user = await db.get(User, principal.user_id)
+        assert user is not None
+        exchanges = await all_exchanges(db)
+        allowed = await commandable_exchange_ids(db, principal.user_id)
+    names = [ex.name for ex in exchanges if principal.is_admin or ex.id in allowed]
+    out = MeOut(
+        **user_out(user).model_dump(), token_id=principal.token_id, commandable_exchanges=names
+    )
+    return json_response(out)
+
+
+async def openapi(request: web.Request) -> web.StreamResponse:
+    """Return the OpenAPI 3 document of every route."""
+    routes = request.app[ROUTE_TABLE]
+    return json_response(build_openapi(routes))
+
+
+def _file(name: str) -> web.FileResponse:
+    target = STATIC_DIR / name
+    if not target.is_file():
+        raise NotFoundError(f"no asset {name}")
+    response = web.FileResponse(target)
+    response.content_type = _CONTENT_TYPES[target.suffix]
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+async def admin_page(request: web.Request) -> web.StreamResponse:
+    """Serve the admin page (it holds no data; everything it shows needs a token)."""
+    del request
+    return _file("admin.html")
+
+
+async def admin_asset(request: web.Request) -> web.StreamResponse:
+    """Serve one of the admin page's scripts or stylesheets."""
+    return _file(path_of(request, StaticPath).filename)
