@@ -124,7 +124,7 @@ async def test_every_cache_command_touches_one_key(redis: Redis) -> None:
         await redis.echo("end")
         lines: list[str] = []
         while not lines or '"end"' not in lines[-1]:
-            raw = await monitor.connection.read_response()  # type: ignore[union-attr]
+            raw = await monitor.connection.read_response()
             lines.append(raw.decode() if isinstance(raw, bytes) else raw)
 
     segment: list[tuple[bool, list[str]]] = []

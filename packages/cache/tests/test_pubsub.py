@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import pytest
 from redis.asyncio import Redis
@@ -23,6 +24,7 @@ from livermore_schema.status import LifecycleEvent
 
 from ._factories import candle
 
+M = TypeVar("M", Candle, AlertEvent)
 NOW = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 EXCHANGE_CLOSE = "channel:exchange:1:candle:close:BTC-USD:5m"
 LEGACY_CLOSE = "channel:candle:close:7:1:BTC-USD:5m"
@@ -45,7 +47,7 @@ def alert(exchange_id: int, value: float = -150.0) -> AlertEvent:
     )
 
 
-async def next_item(sub: Subscription[Candle] | Subscription[AlertEvent]) -> tuple[str, object]:
+async def next_item(sub: Subscription[M]) -> tuple[str, M]:
     return await asyncio.wait_for(anext(aiter(sub)), timeout=5)
 
 

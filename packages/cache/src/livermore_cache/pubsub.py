@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -159,7 +159,7 @@ async def subscribe(
     model: type[M],
     channels: Iterable[str] = (),
     patterns: Iterable[str] = (),
-) -> AsyncIterator[tuple[str, M]]:
+) -> AsyncGenerator[tuple[str, M], None]:
     """Yield `(channel, payload)` for every valid message on `channels` and `patterns`."""
     async with Subscription(redis, model=model, channels=channels, patterns=patterns) as sub:
         async for item in sub:
