@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -99,6 +100,7 @@ class Subscription(Generic[M]):
         if not self._channels and not self._patterns:
             raise ValueError("a subscription needs at least one channel or pattern")
         self._pubsub: Any = None
+        self._early: deque[dict[str, Any]] = deque()
 
     async def __aenter__(self) -> Subscription[M]:
         self._pubsub = self._redis.pubsub()
@@ -109,8 +111,12 @@ class Subscription(Generic[M]):
         pending = len(self._channels) + len(self._patterns)
         while pending:
             message = await self._pubsub.get_message(timeout=None)
-            if message is not None and message["type"] in ("subscribe", "psubscribe"):
+            if message is None:
+                continue
+            if message["type"] in ("subscribe", "psubscribe"):
                 pending -= 1
+            else:  # already subscribed to an earlier channel: keep it for the iterator
+                self._early.append(message)
         return self
 
     async def __aexit__(
@@ -130,7 +136,12 @@ class Subscription(Generic[M]):
         if self._pubsub is None:
             raise RuntimeError("enter the Subscription (async with) before iterating it")
         while True:
-            message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+            if self._early:
+                message = self._early.popleft()
+            else:
+                message = await self._pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=None
+                )
             if message is None or message["type"] not in ("message", "pmessage"):
                 continue
             channel = _text(message["channel"])
