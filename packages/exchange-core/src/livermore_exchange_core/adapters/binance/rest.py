@@ -1,0 +1,262 @@
+"""`BinanceRestClient`: Binance / Binance US spot REST over our own aiohttp session.
+
+Why not python-binance's `AsyncClient`: `create()` spends two requests (ping, time) per client;
+a non-2xx becomes `BinanceAPIException` with no retry, no `Retry-After` handling and no request
+weight bookkeeping; `get_historical_klines` sleeps a fixed 1 s every third call instead of
+following the real limit; and its signed-call timestamps come from the local clock plus an offset
+taken once, which drifts against an accelerated simulator (-1021). The protocol is five GETs and
+an HMAC, so we speak it directly: every request goes through the exchange's shared
+`WeightWindowLimiter` (limits read from exchangeInfo, `X-MBX-USED-WEIGHT-1M` fed back), 429/418
+pause every caller for `Retry-After`, and 451 is a `GeoBlockedError` that names binance_us.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import structlog
+
+from livermore_exchange_core.adapters.binance import parsing, urls
+from livermore_exchange_core.base import Balance, ProductInfo
+from livermore_exchange_core.candle_range import resolve_range
+from livermore_exchange_core.config import Credentials, ExchangeConfig
+from livermore_exchange_core.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ExchangeUnavailableError,
+    GeoBlockedError,
+    InvalidSymbolError,
+    RateLimitedError,
+    RetryableError,
+)
+from livermore_exchange_core.http import DEFAULT_RETRY, HttpReply, call_with_retries, http_get
+from livermore_exchange_core.ratelimit import (
+    RateLimiter,
+    WeightWindowLimiter,
+    rate_limiter_for,
+    rules_from_exchange_info,
+)
+from livermore_exchange_core.servertime import ServerClock
+from livermore_schema.enums import Timeframe
+from livermore_schema.market import Candle
+
+log = structlog.get_logger(__name__)
+
+_TIMEOUT = aiohttp.ClientTimeout(total=20)
+_AUTH_CODES = {-2014, -2015}
+_TIMESTAMP_CODE = -1021
+
+
+class BinanceRestClient:
+    """Klines, exchangeInfo + 24h volumes, server time and (with credentials) balances."""
+
+    def __init__(
+        self,
+        config: ExchangeConfig,
+        credentials: Credentials | None = None,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        limiter: RateLimiter | None = None,
+        clock_rate: float = 1.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._config = config
+        self._name = config.name.value
+        self._credentials = credentials
+        self._session = session
+        self._owns_session = session is None
+        self._limiter = limiter or rate_limiter_for(config.name, config.limits)
+        self._rng = rng or random.Random()
+        self._limits_loaded = False
+        self.clock = ServerClock(self._fetch_server_time, rate=clock_rate)
+        self.requests = 0
+
+    @property
+    def exchange_id(self) -> int:
+        """The `exchanges.id` stamped on every candle."""
+        return self._config.exchange_id
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The shared limiter every request of this client goes through."""
+        return self._limiter
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=_TIMEOUT)
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close the HTTP session if this client created it."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # ------------------------------------------------------------------ transport
+
+    async def _get(
+        self, url: str, weight: int, params: Mapping[str, str], *, signed: bool = False
+    ) -> Any:
+        async def attempt() -> Any:
+            query = dict(params)
+            headers: dict[str, str] = {}
+            if signed:
+                query, headers = await self._sign(query)
+            await self._limiter.acquire(weight)
+            self.requests += 1
+            full = f"{url}?{urlencode(query)}" if query else url
+            reply = await http_get(self._http(), full, headers=headers, exchange=self._name)
+            used = reply.header_float(parsing.USED_WEIGHT_HEADER)
+            if used is not None:
+                self._limiter.observe_used(used, 60.0)
+            return self._check(reply)
+
+        return await call_with_retries(
+            attempt,
+            limiter=self._limiter,
+            policy=DEFAULT_RETRY,
+            rng=self._rng,
+            what=url.rsplit("/", 1)[-1],
+            exchange=self._name,
+        )
+
+    async def _sign(self, query: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+        if self._credentials is None:
+            raise AuthenticationError(f"no {self._name} credentials", exchange=self._name)
+        query["timestamp"] = str(await self.clock.now_ms())
+        query.setdefault("recvWindow", "5000")
+        secret = self._credentials.api_secret.get_secret_value().encode()
+        query["signature"] = hmac.new(secret, urlencode(query).encode(), hashlib.sha256).hexdigest()
+        return query, {"X-MBX-APIKEY": self._credentials.api_key}
+
+    def _check(self, reply: HttpReply) -> Any:
+        status = reply.status
+        if status == 200:
+            return reply.body
+        code, message = parsing.parse_error(reply.body)
+        if status in (429, 418):
+            raise RateLimitedError(
+                f"HTTP {status}: {message[:160]}",
+                exchange=self._name,
+                retry_after_s=reply.header_float("Retry-After"),
+                status=status,
+                banned=status == 418,
+            )
+        if status == 451:
+            raise GeoBlockedError(
+                f"{self._name} is geo-blocked from here (HTTP 451); use binance_us",
+                exchange=self._name,
+            )
+        if code == parsing.ERROR_INVALID_SYMBOL:
+            raise InvalidSymbolError(message, exchange=self._name)
+        if code == _TIMESTAMP_CODE:
+            self.clock.invalidate()  # re-anchor on the next signed attempt
+            raise RetryableError(f"clock skew: {message}", exchange=self._name)
+        if status == 401 or code in _AUTH_CODES:
+            raise AuthenticationError(f"HTTP {status}: {message}", exchange=self._name)
+        if status == 403 or status >= 500:
+            raise ExchangeUnavailableError(f"HTTP {status}", exchange=self._name, status=status)
+        raise BadRequestError(f"HTTP {status} ({code}): {message}", exchange=self._name)
+
+    # ------------------------------------------------------------------ public API
+
+    async def _fetch_server_time(self) -> int:
+        body = await self._get(urls.time_url(self._config.rest_url), urls.WEIGHTS["time"], {})
+        return int(body["serverTime"])
+
+    async def server_time_ms(self) -> int:
+        """Return Binance's clock (epoch ms), fetched now (and re-anchoring `clock`)."""
+        return await self.clock.sync()
+
+    async def exchange_info(self) -> parsing.ExchangeInfo:
+        """Fetch exchangeInfo and apply its `rateLimits` to the shared limiter."""
+        body = await self._get(
+            urls.exchange_info_url(self._config.rest_url), urls.WEIGHTS["exchangeInfo"], {}
+        )
+        info = parsing.parse_exchange_info(body)
+        rules = rules_from_exchange_info(info.rate_limits)
+        if rules and isinstance(self._limiter, WeightWindowLimiter):
+            if rules != self._limiter.rules:
+                log.info("binance.rate_limits", exchange=self._name, rules=str(rules))
+            self._limiter.configure(rules)
+        self._limits_loaded = True
+        return info
+
+    async def get_candles(
+        self,
+        symbol: str,
+        timeframe: Timeframe,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        limit: int | None = None,
+        *,
+        include_open: bool = False,
+    ) -> list[Candle]:
+        """Return klines oldest first over as many <= 1000-bar pages as the range needs.
+
+        Raises:
+            InvalidSymbolError: Binance answered -1121.
+            GeoBlockedError: HTTP 451 (binance.com from a restricted location).
+        """
+        interval = parsing.INTERVAL[timeframe]
+        if not self._limits_loaded:
+            await self.exchange_info()
+        now = await self.clock.now_ms()
+        closed_before = now - self.clock.grace_ms
+        wanted = resolve_range(
+            timeframe,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            limit=limit,
+            now_ms=now,
+            closed_before_ms=closed_before,
+            include_open=include_open,
+        )
+        found: dict[int, Candle] = {}
+        for page in wanted.pages(parsing.MAX_KLINES_PER_REQUEST):
+            params = {
+                "symbol": symbol,
+                "interval": interval,
+                "startTime": str(page.start_ms),
+                "endTime": str(page.end_ms - 1),
+                "limit": str(page.bars),
+            }
+            rows = await self._get(
+                urls.klines_url(self._config.rest_url), parsing.KLINES_WEIGHT, params
+            )
+            for candle in parsing.parse_klines_response(
+                rows,
+                exchange_id=self.exchange_id,
+                exchange=self._name,
+                symbol=symbol,
+                timeframe=timeframe,
+                now_ms=closed_before,
+            ):
+                if wanted.contains(candle.open_time) and (candle.closed or include_open):
+                    found[candle.open_time] = candle
+        return [found[key] for key in sorted(found)]
+
+    async def list_products(self) -> list[ProductInfo]:
+        """Return exchangeInfo symbols with their ticker/24hr `quoteVolume`."""
+        info = await self.exchange_info()
+        rows = await self._get(
+            urls.ticker_24hr_url(self._config.rest_url), urls.WEIGHTS["ticker/24hr"], {}
+        )
+        return parsing.join_products(info, parsing.parse_ticker_volumes(rows))
+
+    async def get_balances(self) -> list[Balance]:
+        """Return non-zero balances of the spot account (HMAC-signed).
+
+        Raises:
+            AuthenticationError: no credentials, or Binance rejected them.
+        """
+        body = await self._get(
+            urls.account_url(self._config.rest_url), urls.WEIGHTS["account"], {}, signed=True
+        )
+        return parsing.parse_account_balances(body)

@@ -1,0 +1,235 @@
+"""`CoinbaseRestClient`: Coinbase Advanced Trade REST over our own aiohttp session.
+
+Why not coinbase-advanced-py's `RESTClient`: it is synchronous (`requests`; every call would block
+the worker's event loop or need a thread), it hard-codes `https://` (so it cannot reach the
+simulator without a TLS fake or a rewriting adapter) and it has no retry, backoff or 429 handling
+(`rest_base.handle_exception` raises a bare `requests.HTTPError`). We keep the SDK for what it does
+well, the CDP JWT signing (`auth.py`), and go around it for transport.
+
+Coinbase quirks handled here: at most 300 candles a page (350 is the hard cap, 400 beyond),
+newest-first pages reversed, the in-progress bucket dropped unless asked for, and throttling that
+shows up as 429 with a JSON *or* HTML body, or as 401 on public candles (coinbase-advanced-py#60).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import structlog
+
+from livermore_exchange_core.adapters.coinbase import parsing, urls
+from livermore_exchange_core.adapters.coinbase.auth import rest_jwt
+from livermore_exchange_core.base import Balance, ProductInfo
+from livermore_exchange_core.candle_range import resolve_range
+from livermore_exchange_core.config import Credentials, ExchangeConfig
+from livermore_exchange_core.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ExchangeUnavailableError,
+    InvalidSymbolError,
+    RateLimitedError,
+)
+from livermore_exchange_core.http import DEFAULT_RETRY, HttpReply, call_with_retries, http_get
+from livermore_exchange_core.ratelimit import RateLimiter, rate_limiter_for
+from livermore_exchange_core.servertime import ServerClock
+from livermore_schema.enums import Timeframe
+from livermore_schema.market import Candle
+
+log = structlog.get_logger(__name__)
+
+_TIMEOUT = aiohttp.ClientTimeout(total=20)
+
+
+class CoinbaseRestClient:
+    """Public candles and products, server time and (with credentials) account balances."""
+
+    def __init__(
+        self,
+        config: ExchangeConfig,
+        credentials: Credentials | None = None,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        limiter: RateLimiter | None = None,
+        clock_rate: float = 1.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._config = config
+        self._credentials = credentials
+        self._session = session
+        self._owns_session = session is None
+        self._limiter = limiter or rate_limiter_for(config.name, config.limits)
+        self._rng = rng or random.Random()
+        self.clock = ServerClock(self._fetch_server_time, rate=clock_rate)
+        self.requests = 0
+        self._log = log.bind(exchange=config.name.value)
+
+    @property
+    def exchange_id(self) -> int:
+        """The `exchanges.id` stamped on every candle."""
+        return self._config.exchange_id
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The shared limiter every request of this client goes through."""
+        return self._limiter
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=_TIMEOUT)
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close the HTTP session if this client created it."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # ------------------------------------------------------------------ transport
+
+    async def _get(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        signed_path: str | None = None,
+        what: str,
+    ) -> Any:
+        async def attempt() -> Any:
+            headers = None
+            if signed_path is not None:
+                if self._credentials is None:
+                    raise AuthenticationError("no Coinbase credentials", exchange="coinbase")
+                token = rest_jwt(self._credentials, "GET", self._config.rest_url, signed_path)
+                headers = {"Authorization": f"Bearer {token}"}
+            await self._limiter.acquire()
+            self.requests += 1
+            reply = await http_get(
+                self._http(), url, params=params, headers=headers, exchange="coinbase"
+            )
+            return self._check(reply, public=signed_path is None)
+
+        return await call_with_retries(
+            attempt,
+            limiter=self._limiter,
+            policy=DEFAULT_RETRY,
+            rng=self._rng,
+            what=what,
+            exchange="coinbase",
+        )
+
+    def _check(self, reply: HttpReply, *, public: bool) -> Any:
+        status = reply.status
+        if status == 200:
+            return reply.body
+        message = parsing.error_message(reply.body, f"HTTP {status}")
+        if status == 429 or (status == 401 and public):
+            raise RateLimitedError(
+                f"throttled (HTTP {status}): {message[:120]}",
+                exchange="coinbase",
+                retry_after_s=reply.header_float("Retry-After"),
+                status=status,
+            )
+        if status in (401, 403):
+            raise AuthenticationError(f"HTTP {status}: {message}", exchange="coinbase")
+        if status == 404:
+            raise InvalidSymbolError(message, exchange="coinbase")
+        if status >= 500:
+            raise ExchangeUnavailableError(f"HTTP {status}", exchange="coinbase", status=status)
+        raise BadRequestError(f"HTTP {status}: {message}", exchange="coinbase", status=status)
+
+    # ------------------------------------------------------------------ public API
+
+    async def _fetch_server_time(self) -> int:
+        body = await self._get(urls.time_url(self._config.rest_url), what="time")
+        return parsing.parse_server_time(body)
+
+    async def server_time_ms(self) -> int:
+        """Return Coinbase's clock (epoch ms), fetched now (and re-anchoring `clock`)."""
+        return await self.clock.sync()
+
+    async def get_candles(
+        self,
+        symbol: str,
+        timeframe: Timeframe,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        limit: int | None = None,
+        *,
+        include_open: bool = False,
+    ) -> list[Candle]:
+        """Return candles oldest first over as many <= 300-bar pages as the range needs.
+
+        Raises:
+            InvalidSymbolError: Coinbase answered 404 for the product.
+            BadRequestError: the timeframe has no Coinbase granularity.
+        """
+        granularity = parsing.GRANULARITY.get(timeframe)
+        if granularity is None:
+            raise BadRequestError(f"Coinbase has no {timeframe} candles", exchange="coinbase")
+        now = await self.clock.now_ms()
+        closed_before = now - self.clock.grace_ms
+        wanted = resolve_range(
+            timeframe,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            limit=limit,
+            now_ms=now,
+            closed_before_ms=closed_before,
+            include_open=include_open,
+        )
+        found: dict[int, Candle] = {}
+        url = urls.candles_url(self._config.rest_url, symbol)
+        for page in wanted.pages(parsing.PAGE_SIZE):
+            # `end` one second before the page end keeps the page the same whether Coinbase
+            # treats `end` as inclusive or exclusive.
+            params = {
+                "start": str(page.start_ms // 1000),
+                "end": str(page.end_ms // 1000 - 1),
+                "granularity": granularity,
+            }
+            body = await self._get(url, params=params, what=f"candles {symbol} {timeframe}")
+            for candle in parsing.parse_candles_response(
+                body,
+                exchange_id=self.exchange_id,
+                symbol=symbol,
+                timeframe=timeframe,
+                now_ms=closed_before,
+            ):
+                if wanted.contains(candle.open_time) and (candle.closed or include_open):
+                    found[candle.open_time] = candle
+        return [found[key] for key in sorted(found)]
+
+    async def list_products(self) -> list[ProductInfo]:
+        """Return every spot product with `approximate_quote_24h_volume`."""
+        body = await self._get(
+            urls.products_url(self._config.rest_url),
+            params={"product_type": "SPOT"},
+            what="products",
+        )
+        return parsing.parse_products_response(body)
+
+    async def get_balances(self) -> list[Balance]:
+        """Return non-zero balances of every account (signed; cursor paginated).
+
+        Raises:
+            AuthenticationError: no credentials, or Coinbase rejected them.
+        """
+        if self._credentials is None:
+            raise AuthenticationError("no Coinbase credentials", exchange="coinbase")
+        balances: list[Balance] = []
+        cursor: str | None = None
+        while True:
+            params = {"limit": "250", **({"cursor": cursor} if cursor else {})}
+            body = await self._get(
+                urls.accounts_url(self._config.rest_url),
+                params=params,
+                signed_path=urls.ACCOUNTS_PATH,
+                what="accounts",
+            )
+            page, cursor = parsing.parse_accounts_response(body)
+            balances.extend(page)
+            if cursor is None:
+                return balances
