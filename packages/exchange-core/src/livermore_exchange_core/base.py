@@ -6,8 +6,10 @@ each venue's wire shapes die in its `parsing.py`.
 
 from __future__ import annotations
 
+import abc
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 from livermore_schema.enums import Timeframe
 from livermore_schema.market import Candle
@@ -98,3 +100,45 @@ class RestClient(Protocol):
     async def aclose(self) -> None:
         """Release the HTTP session if the client owns it."""
         ...
+
+
+class ExchangeAdapter(abc.ABC):
+    """A live market-data stream of one exchange: closed candles, tickers, gaps and lifecycle.
+
+    Everything read is delivered, in stream order, to the `MarketDataSink` given at construction.
+    `connect()` starts the connection(s) and returns; they reconnect by themselves until
+    `close()`. Subscriptions survive reconnects. Market time comes from the exchange's own
+    timestamps (`exchange_time_ms()`), never from the local clock.
+    """
+
+    @abc.abstractmethod
+    async def connect(self) -> None:
+        """Open the stream connection(s) in the background (idempotent)."""
+
+    @abc.abstractmethod
+    async def subscribe(self, symbols: Iterable[str], timeframes: Iterable[Timeframe]) -> None:
+        """Stream closed candles of `symbols` x `timeframes` and tickers of `symbols`."""
+
+    @abc.abstractmethod
+    async def unsubscribe(self, symbols: Iterable[str], timeframes: Iterable[Timeframe]) -> None:
+        """Stop streaming `symbols` x `timeframes` (tickers stop with a symbol's last timeframe)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close every connection and stop reconnecting."""
+
+    @property
+    @abc.abstractmethod
+    def subscriptions(self) -> frozenset[tuple[str, Timeframe]]:
+        """The (symbol, timeframe) series currently streamed."""
+
+    @abc.abstractmethod
+    def exchange_time_ms(self) -> int:
+        """Return the latest exchange timestamp seen (epoch ms; 0 before any message)."""
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

@@ -1,0 +1,1 @@
+"""Venue adapters: one folder per exchange protocol, each with the same module names."""

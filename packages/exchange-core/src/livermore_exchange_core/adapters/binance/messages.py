@@ -1,0 +1,101 @@
+"""Binance spot WebSocket wire shapes (web-socket-streams.md), as typed dicts.
+
+Typed dicts cost nothing at runtime: a frame stays the dict `json.loads` produced, and the
+ingest path reads the few keys it needs. `parsing.py` turns them into our `Candle` and `Ticker`.
+Reference: https://github.com/binance/binance-spot-api-docs/blob/master/web-socket-streams.md
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+from livermore_schema.enums import Timeframe
+
+KLINE_EVENT = "kline"
+MINI_TICKER_EVENT = "24hrMiniTicker"
+SERVER_SHUTDOWN_EVENT = "serverShutdown"
+
+TIMEFRAME_INTERVALS: dict[Timeframe, str] = {
+    Timeframe.M1: "1m",
+    Timeframe.M5: "5m",
+    Timeframe.M15: "15m",
+    Timeframe.M30: "30m",
+    Timeframe.H1: "1h",
+    Timeframe.H2: "2h",
+    Timeframe.H4: "4h",
+    Timeframe.H6: "6h",
+    Timeframe.D1: "1d",
+}
+"""Our timeframes to Binance kline intervals (case-sensitive on the wire)."""
+
+INTERVAL_TIMEFRAMES: dict[str, Timeframe] = {v: k for k, v in TIMEFRAME_INTERVALS.items()}
+
+
+class KlineBody(TypedDict):
+    """`k` of a kline event: times/ids are ints, prices/volumes strings."""
+
+    t: int
+    T: int
+    s: str
+    i: str
+    o: str
+    c: str
+    h: str
+    l: str  # noqa: E741  (the wire name)
+    v: str
+    n: int
+    x: bool
+    q: str
+
+
+class KlineMessage(TypedDict):
+    """`<symbol>@kline_<interval>` payload."""
+
+    e: Literal["kline"]
+    E: int
+    s: str
+    k: KlineBody
+
+
+class MiniTickerMessage(TypedDict):
+    """`<symbol>@miniTicker` payload (rolling 24 h window)."""
+
+    e: Literal["24hrMiniTicker"]
+    E: int
+    s: str
+    c: str
+    o: str
+    h: str
+    l: str  # noqa: E741
+    v: str
+    q: str
+
+
+class ServerShutdownMessage(TypedDict):
+    """Sent before maintenance; the connection will be closed."""
+
+    e: Literal["serverShutdown"]
+    E: int
+
+
+class SubscribeRequest(TypedDict):
+    """`SUBSCRIBE` / `UNSUBSCRIBE` / `LIST_SUBSCRIPTIONS` control request."""
+
+    method: str
+    params: list[str]
+    id: int
+
+
+def kline_stream(symbol: str, timeframe: Timeframe) -> str:
+    """Return the stream name of a symbol's klines (`btcusdt@kline_5m`)."""
+    return f"{symbol.lower()}@kline_{TIMEFRAME_INTERVALS[timeframe]}"
+
+
+def mini_ticker_stream(symbol: str) -> str:
+    """Return the stream name of a symbol's mini ticker (`btcusdt@miniTicker`)."""
+    return f"{symbol.lower()}@miniTicker"
+
+
+def combined_stream_url(ws_base_url: str) -> str:
+    """Return the combined-stream endpoint; streams are added with paced SUBSCRIBE frames."""
+    return f"{ws_base_url.rstrip('/')}/stream"

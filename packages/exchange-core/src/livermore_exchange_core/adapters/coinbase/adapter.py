@@ -1,0 +1,318 @@
+"""`CoinbaseAdapter`: Coinbase Advanced Trade market data over one WebSocket.
+
+Why our own socket (`livermore_exchange_core.websocket`) and not coinbase-advanced-py's
+`WSClient`: on a close with code 1000 or 1001 its receive loop just exits (no retry, no
+`on_close`, issue #63), it gives up after 5 retries, has no stall detection, and calls
+`on_message` with the raw string anyway. The market-data channels need no signing (a JWT is
+only for `user`), so one reconnecting socket with a heartbeat watchdog and paced subscriptions
+covers what we need; REST still goes through the SDK-based client.
+
+Channels (one per subscribe message, paced under Coinbase's 8 messages/s): `heartbeats` keeps the
+subscriptions open and the exchange clock moving; `candles` gives 5m bars (upserted by `start`,
+closed by a later `start` or on exchange time); `market_trades` builds 1m bars; `ticker` gives
+tickers. 15m/1h/4h/1d come from the boundary REST service on each 5m close.
+
+Loss detection: the envelope `sequence_num` counts per connection, and `heartbeat_counter`
+counts heartbeats; a jump in either, or a new connection, means frames were lost. The bars that
+could be incomplete are dropped from the stream (`taint`) and a `GapNotice` per series asks the
+pipeline to fetch them over REST before any later bar of that series.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+
+from livermore_exchange_core.adapters.coinbase.messages import (
+    CANDLES,
+    CANDLES_TIMEFRAME,
+    HEARTBEATS,
+    MARKET_TRADES,
+    STREAMED_TIMEFRAMES,
+    SUBSCRIPTIONS,
+    TICKER,
+    TICKER_BATCH,
+    TRADES_TIMEFRAME,
+    Envelope,
+    subscribe_message,
+)
+from livermore_exchange_core.adapters.coinbase.minute_bars import (
+    CandleUpserter,
+    MinuteBarBuilder,
+    _BarBook,
+)
+from livermore_exchange_core.adapters.coinbase.ws_parsing import parse_timestamp_ms, parse_ws_ticker
+from livermore_exchange_core.base import ExchangeAdapter
+from livermore_exchange_core.clock import ExchangeClock
+from livermore_exchange_core.config import ExchangeConfig
+from livermore_exchange_core.errors import TransientNetworkError
+from livermore_exchange_core.events import GapNotice, MarketDataSink, errored
+from livermore_exchange_core.websocket import (
+    ConnectionAttemptLimiter,
+    ReconnectingWebSocket,
+    SocketPolicy,
+)
+from livermore_schema.enums import Timeframe
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_POLICY = SocketPolicy(stall_timeout_s=10.0, messages_per_second=4.0)
+"""Heartbeats arrive every second; ten silent seconds mean a dead connection."""
+
+_DATA_CHANNELS = (CANDLES, MARKET_TRADES, TICKER)
+
+
+class CoinbaseAdapter(ExchangeAdapter):
+    """Streams Coinbase 1m/5m closed bars and tickers; see the module docstring."""
+
+    def __init__(
+        self,
+        config: ExchangeConfig,
+        sink: MarketDataSink,
+        *,
+        policy: SocketPolicy = DEFAULT_POLICY,
+        attempt_limiter: ConnectionAttemptLimiter | None = None,
+        trade_grace_ms: int = 2_000,
+        candle_grace_ms: int = 5_000,
+        products_per_message: int = 100,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._config = config
+        self._sink = sink
+        self._exchange = config.name.value
+        self._clock = ExchangeClock()
+        self._minutes = MinuteBarBuilder(
+            config.exchange_id, self._exchange, grace_ms=trade_grace_ms
+        )
+        self._fives = CandleUpserter(config.exchange_id, self._exchange, grace_ms=candle_grace_ms)
+        self._books: dict[Timeframe, _BarBook] = {
+            TRADES_TIMEFRAME: self._minutes,
+            CANDLES_TIMEFRAME: self._fives,
+        }
+        self._series: dict[str, set[Timeframe]] = {}
+        self._per_message = products_per_message
+        self._socket = ReconnectingWebSocket(
+            config.ws_url,
+            label=self._exchange,
+            policy=policy,
+            attempt_limiter=attempt_limiter or ConnectionAttemptLimiter(6, 1.0),
+            on_open=self._on_open,
+            on_message=self._on_frame,
+            on_lifecycle=sink.on_lifecycle,
+            rng=rng,
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._next_seq: int | None = None
+        self._next_beat: int | None = None
+        self._fresh = True
+        self._handlers = {
+            CANDLES: self._on_candles,
+            MARKET_TRADES: self._on_trades,
+            TICKER: self._on_tickers,
+            TICKER_BATCH: self._on_tickers,
+            HEARTBEATS: self._on_heartbeats,
+            SUBSCRIPTIONS: self._on_subscriptions,
+        }
+        self.gaps_detected = 0
+        self._log = log.bind(exchange=self._exchange)
+
+    # ------------------------------------------------------------------ ExchangeAdapter
+
+    @property
+    def subscriptions(self) -> frozenset[tuple[str, Timeframe]]:
+        """The streamed (symbol, timeframe) series (1m and 5m only)."""
+        return frozenset((s, tf) for s, tfs in self._series.items() for tf in tfs)
+
+    @property
+    def socket(self) -> ReconnectingWebSocket:
+        """The underlying reconnecting socket (for status and tests)."""
+        return self._socket
+
+    @property
+    def clock(self) -> ExchangeClock:
+        """The exchange clock, advanced by envelope and heartbeat times."""
+        return self._clock
+
+    def exchange_time_ms(self) -> int:
+        """Return the latest exchange time seen."""
+        return self._clock.now_ms()
+
+    async def connect(self) -> None:
+        """Start the socket; it subscribes on every open."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._socket.run(), name=f"ws:{self._exchange}"
+            )
+
+    async def close(self) -> None:
+        """Close the socket and stop reconnecting."""
+        await self._socket.close()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def subscribe(self, symbols: Iterable[str], timeframes: Iterable[Timeframe]) -> None:
+        """Stream 1m/5m bars of `symbols` (other timeframes come from REST) and their tickers."""
+        wanted = STREAMED_TIMEFRAMES.intersection(timeframes)
+        added = [s for s in symbols if s not in self._series]
+        for symbol in symbols:
+            self._series.setdefault(symbol, set()).update(wanted)
+        if added and self._socket.is_open:
+            with contextlib.suppress(TransientNetworkError):  # the next open resubscribes
+                await self._send_channels(added, unsubscribe=False)
+
+    async def unsubscribe(self, symbols: Iterable[str], timeframes: Iterable[Timeframe]) -> None:
+        """Stop streaming `symbols` x `timeframes`; a symbol without timeframes is dropped."""
+        frames = set(timeframes)
+        dropped = []
+        for symbol in symbols:
+            remaining = self._series.get(symbol, set()) - frames
+            if remaining:
+                self._series[symbol] = remaining
+            elif self._series.pop(symbol, None) is not None:
+                dropped.append(symbol)
+                for book in self._books.values():
+                    book.forget(symbol)
+        if dropped and self._socket.is_open:
+            with contextlib.suppress(TransientNetworkError):
+                await self._send_channels(dropped, unsubscribe=True)
+
+    # ------------------------------------------------------------------ connection
+
+    async def _on_open(self) -> None:
+        self._next_seq = None
+        self._next_beat = None
+        self._fresh = True
+        await self._socket.send(json.dumps(subscribe_message(HEARTBEATS, [])))
+        await self._send_channels(sorted(self._series), unsubscribe=False)
+
+    async def _send_channels(self, products: list[str], *, unsubscribe: bool) -> None:
+        for channel in _DATA_CHANNELS:
+            for start in range(0, len(products), self._per_message):
+                chunk = products[start : start + self._per_message]
+                await self._socket.send(
+                    json.dumps(subscribe_message(channel, chunk, unsubscribe=unsubscribe))
+                )
+
+    # ------------------------------------------------------------------ frames
+
+    async def _on_frame(self, raw: str) -> None:
+        frame: dict[str, Any] = json.loads(raw)
+        channel = frame.get("channel")
+        if channel is None:
+            await self._on_error(frame)
+            return
+        envelope: Envelope = frame  # type: ignore[assignment]
+        now = parse_timestamp_ms(envelope["timestamp"])
+        self._clock.advance(now)
+        sequence = envelope.get("sequence_num")
+        if self._fresh:
+            self._fresh = False
+            await self._taint(now, reconnect=True, reason="new connection")
+        elif sequence is not None and self._next_seq is not None and sequence > self._next_seq:
+            await self._taint(now, reconnect=False, reason=f"sequence {self._next_seq}->{sequence}")
+        if sequence is not None:
+            self._next_seq = max(sequence + 1, self._next_seq or 0)
+        handler = self._handlers.get(channel)
+        if handler is not None:
+            await handler(envelope["events"], now)
+        await self._close_due()
+
+    async def _on_error(self, frame: dict[str, Any]) -> None:
+        reason = f"{frame.get('message')}: {frame.get('reason', '')}".rstrip(": ")
+        self._log.error("coinbase.error_frame", reason=reason)
+        await self._sink.on_lifecycle(errored(reason, self._exchange))
+
+    async def _on_subscriptions(self, events: list[dict[str, Any]], now: int) -> None:
+        self._log.debug("coinbase.subscriptions", events=events)
+
+    async def _on_heartbeats(self, events: list[dict[str, Any]], now: int) -> None:
+        for event in events:
+            self._clock.advance(parse_timestamp_ms(event["current_time"]))
+            counter = int(event["heartbeat_counter"])
+            expected = self._next_beat
+            self._next_beat = counter + 1
+            if expected is not None and counter > expected:
+                reason = f"heartbeat {expected}->{counter}"
+                await self._taint(self._clock.now_ms(), reconnect=False, reason=reason)
+
+    async def _on_candles(self, events: list[dict[str, Any]], now: int) -> None:
+        upsert = self._fives.upsert
+        for event in events:
+            for bucket in event.get("candles", ()):
+                symbol = bucket["product_id"]
+                if CANDLES_TIMEFRAME not in self._series.get(symbol, ()):
+                    continue
+                values = (
+                    float(bucket["open"]),
+                    float(bucket["high"]),
+                    float(bucket["low"]),
+                    float(bucket["close"]),
+                    float(bucket["volume"]),
+                )
+                finished = upsert(symbol, int(bucket["start"]) * 1000, values)
+                if finished is not None:
+                    await self._sink.on_candle(finished)
+
+    async def _on_trades(self, events: list[dict[str, Any]], now: int) -> None:
+        trades = [t for event in events for t in event.get("trades", ())]
+        parsed = sorted(
+            (parse_timestamp_ms(t["time"]), int(t["trade_id"]), t["product_id"], t)
+            for t in trades
+            if TRADES_TIMEFRAME in self._series.get(t["product_id"], ())
+        )
+        add = self._minutes.add_trade
+        for time_ms, trade_id, symbol, trade in parsed:
+            finished = add(symbol, time_ms, trade_id, float(trade["price"]), float(trade["size"]))
+            if finished is not None:
+                await self._sink.on_candle(finished)
+
+    async def _on_tickers(self, events: list[dict[str, Any]], now: int) -> None:
+        for event in events:
+            for item in event.get("tickers", ()):
+                if item["product_id"] in self._series:
+                    self._sink.on_ticker(
+                        parse_ws_ticker(item, now, self._config.exchange_id, self._exchange)
+                    )
+
+    async def _close_due(self) -> None:
+        now = self._clock.now_ms()
+        for book in self._books.values():
+            for candle in book.close_due(now):
+                await self._sink.on_candle(candle)
+
+    # ------------------------------------------------------------------ loss
+
+    async def _taint(self, now_ms: int, *, reconnect: bool, reason: str) -> None:
+        """Drop bars the stream may have incomplete and ask for them over REST."""
+        if not reconnect:
+            self.gaps_detected += 1
+            self._log.warning("coinbase.gap", reason=reason, exchange_ms=now_ms)
+        for timeframe, book in self._books.items():
+            floor = now_ms - now_ms % book.step
+            # A fresh connection sees every later trade, but not those earlier in this minute;
+            # a candles snapshot restates the whole current bucket. A lost frame can hide
+            # anything in the current bar of either.
+            trusted = floor + book.step if timeframe is TRADES_TIMEFRAME or not reconnect else floor
+            book.taint(trusted)
+            for symbol, frames in self._series.items():
+                if timeframe not in frames:
+                    continue
+                last = book.last_closed.get(symbol)
+                await self._sink.on_gap(
+                    GapNotice(
+                        symbol,
+                        timeframe,
+                        since_ms=None if last is None else last + book.step,
+                        until_ms=book.trusted_from,
+                        ready_at_ms=book.trusted_from + book.grace_ms,
+                        reason=reason,
+                    )
+                )

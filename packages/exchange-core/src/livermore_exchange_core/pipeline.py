@@ -1,0 +1,341 @@
+"""`CandlePipeline`: the in-process data path from an adapter to Redis and the indicator.
+
+closed candle -> `CandleCache.write` (Tier 1, or Tier 2 for a user's symbol) ->
+`Publisher.publish_candle_close` (after the write, carrying the closed bar; the legacy twin only
+with a user context) -> the `on_closed_candle` hook (indicator, alerts, boundary service).
+
+Each series is delivered once per bar and in open-time order. A `GapNotice` closes a gate on its
+series: later live bars wait while the missing range is fetched over REST, then the repaired bars
+and the waiting live bars go through the same path, oldest first. Tickers are coalesced (latest
+per symbol) and flushed every `ticker_flush_s`: a trader needs the latest price, not every match.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+import structlog
+
+from livermore_cache.candles import CandleCache
+from livermore_cache.pubsub import Publisher
+from livermore_cache.tickers import TickerCache
+from livermore_exchange_core.backoff import Backoff, BackoffPolicy
+from livermore_exchange_core.clock import ExchangeClock
+from livermore_exchange_core.errors import LivermoreExchangeError, RetryableError
+from livermore_exchange_core.events import AdapterLifecycle, GapNotice
+from livermore_schema.enums import Timeframe
+from livermore_schema.market import Candle, Ticker
+from livermore_schema.timeframes import duration_ms
+
+log = structlog.get_logger(__name__)
+
+ClosedCandleHook = Callable[[Candle], Awaitable[None]]
+LifecycleHook = Callable[[AdapterLifecycle], Awaitable[None]]
+Series = tuple[str, Timeframe]
+
+
+class Repairer(Protocol):
+    """Fetches the closed bars of a range over REST (`reconciliation.GapRepairer`)."""
+
+    async def repair(
+        self, symbol: str, timeframe: Timeframe, since_ms: int, until_ms: int
+    ) -> Sequence[Candle]:
+        """Return the closed bars opening in `[since_ms, until_ms)`, oldest first."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _RepairDone:
+    series: Series
+    bars: Sequence[Candle]
+
+
+@dataclass(slots=True)
+class _Gate:
+    notice: GapNotice
+    waiting: list[Candle | GapNotice] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    """Counters a test or the status page can read."""
+
+    delivered: int = 0
+    duplicates: int = 0
+    repaired: int = 0
+    repairs: int = 0
+    repair_failures: int = 0
+    tickers_flushed: int = 0
+
+
+_STOP = object()
+
+
+class CandlePipeline:
+    """The worker's `MarketDataSink`; see the module docstring. Run it with `run()`."""
+
+    def __init__(
+        self,
+        *,
+        exchange_id: int,
+        exchange_name: str,
+        candles: CandleCache,
+        tickers: TickerCache,
+        publisher: Publisher,
+        repairer: Repairer | None,
+        clock: ExchangeClock,
+        on_closed_candle: ClosedCandleHook | None = None,
+        on_lifecycle: LifecycleHook | None = None,
+        user_id: int | None = None,
+        tier2_users: Mapping[str, int] | None = None,
+        ticker_flush_s: float = 0.25,
+        repair_backoff: BackoffPolicy | None = None,
+    ) -> None:
+        self._exchange_id = exchange_id
+        self._exchange_name = exchange_name
+        self._candles = candles
+        self._tickers = tickers
+        self._publisher = publisher
+        self._repairer = repairer
+        self._clock = clock
+        self._hook = on_closed_candle
+        self._lifecycle_hook = on_lifecycle
+        self._user_id = user_id
+        self.tier2_users: dict[str, int] = dict(tier2_users or {})
+        self._flush_s = ticker_flush_s
+        self._repair_backoff = repair_backoff or BackoffPolicy(
+            base_s=0.5, cap_s=10.0, max_attempts=6
+        )
+        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=10_000)
+        self._last: dict[Series, int] = {}
+        self._gates: dict[Series, _Gate] = {}
+        self._gates_open = asyncio.Event()
+        self._gates_open.set()
+        self._pending_tickers: dict[str, Ticker] = {}
+        self._ticker_ready = asyncio.Event()
+        self._repairs: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self.stats = PipelineStats()
+        self._log = log.bind(exchange=exchange_name)
+
+    # ------------------------------------------------------------------ MarketDataSink
+
+    async def on_candle(self, candle: Candle) -> None:
+        """Queue one closed bar."""
+        await self._queue.put(candle)
+
+    def on_ticker(self, ticker: Ticker) -> None:
+        """Keep the latest ticker of its symbol for the next flush."""
+        self._pending_tickers[ticker.symbol] = ticker
+        self._ticker_ready.set()
+
+    async def on_gap(self, notice: GapNotice) -> None:
+        """Queue a gap notice (it gates its series from here on)."""
+        await self._queue.put(notice)
+
+    async def on_lifecycle(self, event: AdapterLifecycle) -> None:
+        """Queue a lifecycle event (published in stream order)."""
+        await self._queue.put(event)
+
+    # ------------------------------------------------------------------ running
+
+    def last_open_time(self, symbol: str, timeframe: Timeframe) -> int | None:
+        """Return the open time of the newest bar delivered for a series."""
+        return self._last.get((symbol, timeframe))
+
+    async def run(self) -> None:
+        """Process queued items and flush tickers until `stop()`."""
+        flusher = asyncio.get_running_loop().create_task(self._flush_tickers())
+        try:
+            while True:
+                item = await self._queue.get()
+                try:
+                    if item is _STOP:
+                        return
+                    await self._handle(item)
+                except Exception:
+                    self._log.exception("pipeline.item_failed", item=repr(item)[:300])
+                finally:
+                    self._queue.task_done()
+        finally:
+            self._stopping.set()
+            self._ticker_ready.set()
+            await flusher
+            for task in list(self._repairs):
+                task.cancel()
+            for task in list(self._repairs):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def stop(self) -> None:
+        """Finish what is queued, flush tickers, then make `run()` return."""
+        await self._queue.put(_STOP)
+
+    async def drain(self) -> None:
+        """Return once every queued item is processed and no series waits for a repair."""
+        while True:
+            await self._queue.join()
+            if not self._gates:
+                return
+            await self._gates_open.wait()
+
+    async def _handle(self, item: object) -> None:
+        match item:
+            case Candle():
+                await self._on_live_candle(item)
+            case GapNotice():
+                self._on_notice(item)
+            case _RepairDone():
+                await self._finish_repair(item)
+            case AdapterLifecycle():
+                await self._publish_lifecycle(item)
+
+    # ------------------------------------------------------------------ candles
+
+    async def _on_live_candle(self, candle: Candle) -> None:
+        gate = self._gates.get((candle.symbol, candle.timeframe))
+        if gate is not None:
+            gate.waiting.append(candle)
+        else:
+            await self._deliver(candle)
+
+    async def _deliver(self, candle: Candle) -> None:
+        series = (candle.symbol, candle.timeframe)
+        last = self._last.get(series)
+        if not candle.closed or (last is not None and candle.open_time <= last):
+            self.stats.duplicates += 1
+            return
+        await self._candles.write(candle, user_id=self.tier2_users.get(candle.symbol))
+        await self._publisher.publish_candle_close(candle, user_id=self._user_id)
+        self._last[series] = candle.open_time
+        self.stats.delivered += 1
+        if self._hook is not None:
+            try:
+                await self._hook(candle)
+            except Exception:
+                self._log.exception("pipeline.hook_failed", symbol=candle.symbol)
+
+    # ------------------------------------------------------------------ gaps
+
+    def _on_notice(self, notice: GapNotice) -> None:
+        series = (notice.symbol, notice.timeframe)
+        gate = self._gates.get(series)
+        if gate is not None:
+            gate.waiting.append(notice)
+            return
+        self._gates[series] = _Gate(notice)
+        self._gates_open.clear()
+        self._start_repair(series, notice)
+
+    def _start_repair(self, series: Series, notice: GapNotice) -> None:
+        task = asyncio.get_running_loop().create_task(self._repair(series, notice))
+        self._repairs.add(task)
+        task.add_done_callback(self._repairs.discard)
+
+    async def _repair(self, series: Series, notice: GapNotice) -> None:
+        bars: Sequence[Candle] = ()
+        try:
+            since = await self._repair_start(series, notice)
+            if since is not None and since < notice.until_ms and self._repairer is not None:
+                await self._clock.wait_until(notice.ready_at_ms)
+                bars = await self._fetch(series, since, notice)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.stats.repair_failures += 1
+            self._log.exception("pipeline.repair_failed", symbol=series[0], timeframe=series[1])
+        await self._queue.put(_RepairDone(series, bars))
+
+    async def _repair_start(self, series: Series, notice: GapNotice) -> int | None:
+        step = duration_ms(series[1])
+        last = self._last.get(series)
+        if last is not None:
+            return last + step
+        if notice.since_ms is not None:
+            return notice.since_ms
+        recent = await self._candles.recent(
+            self._exchange_id, series[0], series[1], 2, user_id=self.tier2_users.get(series[0])
+        )
+        closed = [c.open_time for c in recent if c.closed]
+        if closed:
+            self._last[series] = closed[-1]
+            return closed[-1] + step
+        return None  # nothing to anchor on: the startup backfill owns history
+
+    async def _fetch(self, series: Series, since: int, notice: GapNotice) -> Sequence[Candle]:
+        assert self._repairer is not None
+        backoff = Backoff(self._repair_backoff, random.Random())
+        self.stats.repairs += 1
+        while True:
+            try:
+                bars = await self._repairer.repair(series[0], series[1], since, notice.until_ms)
+            except RetryableError as err:
+                if backoff.exhausted():
+                    raise
+                delay = err.retry_after_s or backoff.next_delay()
+                self._log.warning("pipeline.repair_retry", symbol=series[0], delay_s=delay)
+                await asyncio.sleep(delay)
+                continue
+            except LivermoreExchangeError:
+                raise
+            self._log.info(
+                "pipeline.repaired",
+                symbol=series[0],
+                timeframe=series[1].value,
+                since_ms=since,
+                until_ms=notice.until_ms,
+                bars=len(bars),
+                reason=notice.reason,
+            )
+            return [b for b in bars if b.closed and since <= b.open_time < notice.until_ms]
+
+    async def _finish_repair(self, done: _RepairDone) -> None:
+        gate = self._gates[done.series]
+        self.stats.repaired += len(done.bars)
+        ready: dict[int, Candle] = {bar.open_time: bar for bar in done.bars}
+        rest: list[Candle | GapNotice] = []
+        for position, item in enumerate(gate.waiting):
+            if isinstance(item, GapNotice):
+                rest = gate.waiting[position:]
+                break
+            ready[item.open_time] = item  # a live closed bar wins over its REST copy
+        for open_time in sorted(ready):
+            await self._deliver(ready[open_time])
+        if rest:
+            notice = rest[0]
+            assert isinstance(notice, GapNotice)
+            self._gates[done.series] = _Gate(notice, rest[1:])
+            self._start_repair(done.series, notice)
+            return
+        del self._gates[done.series]
+        if not self._gates:
+            self._gates_open.set()
+
+    # ------------------------------------------------------------------ tickers, lifecycle
+
+    async def _flush_tickers(self) -> None:
+        while not self._stopping.is_set():
+            await self._ticker_ready.wait()
+            self._ticker_ready.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._flush_s)
+            batch, self._pending_tickers = self._pending_tickers, {}
+            for ticker in batch.values():
+                try:
+                    await self._tickers.write(ticker)
+                    await self._publisher.publish_ticker(ticker)
+                except Exception:
+                    self._log.exception("pipeline.ticker_failed", symbol=ticker.symbol)
+            self.stats.tickers_flushed += len(batch)
+
+    async def _publish_lifecycle(self, event: AdapterLifecycle) -> None:
+        payload = event.to_event(self._exchange_id, self._exchange_name, datetime.now(UTC))
+        await self._publisher.publish_lifecycle(payload)
+        if self._lifecycle_hook is not None:
+            await self._lifecycle_hook(event)
