@@ -336,3 +336,37 @@ async def test_drop_ends_connection_without_close_frame(make_sim: SimFactory) ->
             message = await asyncio.wait_for(ws.receive(), 5)
     assert message.type in {aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR}
     assert ws.close_code not in {1000, 1001}
+
+
+async def test_full_simulator_serves_both_binance_venues() -> None:
+    from livermore_exchange_sim.testing import running_sim
+
+    async with running_sim(seed=3, speed=FAST) as sim:
+        for venue, limit in ((Venue.BINANCE, 6000), (Venue.BINANCE_US, 1200)):
+
+            class LocalAsyncClient(AsyncClient):  # type: ignore[misc]
+                API_URL = sim.rest_url(venue) + "/api"
+
+            client = await LocalAsyncClient.create()
+            bsm = BinanceSocketManager(client)
+            bsm.STREAM_URL = sim.ws_url(venue) + "/"
+            try:
+                info = await client.get_exchange_info()
+                async with bsm.kline_socket("BTCUSDT", interval="1m") as stream:
+                    final = (await _next_final(stream))["k"]
+            finally:
+                await client.close_connection()
+            assert info["rateLimits"][0]["limit"] == limit
+            truth = sim.truth(venue, "BTCUSDT", MINUTE, final["t"], final["t"] + MINUTE)
+            assert [float(final[k]) for k in ("o", "h", "l", "c")] == [
+                truth[0].open,
+                truth[0].high,
+                truth[0].low,
+                truth[0].close,
+            ]
+        async with aiohttp.ClientSession() as session:
+            config_url = sim.rest_url(Venue.BINANCE) + "/_sim/config"
+            async with session.post(config_url, json={"weight_limit": 50}) as response:
+                assert (await response.json())["weight_limit"] == 50
+            async with session.post(config_url, json={"nope": 1}) as response:
+                assert response.status == 400
