@@ -213,16 +213,28 @@ def _split(parent: Node, level_ms: int, asset: Asset, rng: random.Random) -> tup
 
 
 def _bridge(parent: Node, steps: int, sigma: float, rng: random.Random) -> list[float]:
-    """Points of a clamped Brownian bridge from the parent's open to its close, in `steps`."""
+    """Points of a Brownian bridge from the parent's open to its close, kept inside its range.
+
+    The bridge's deviations from the straight line are shrunk uniformly (not clamped) when
+    they would leave [low, high], so interior points never sit on the parent's extremes.
+    """
     walk = [0.0]
     for _ in range(steps):
         walk.append(walk[-1] + rng.gauss(0.0, sigma))
     x0, x1 = math.log(parent.open), math.log(parent.close)
     lo, hi = math.log(parent.low), math.log(parent.high)
+    lines = [x0 + k / steps * (x1 - x0) for k in range(steps + 1)]
+    devs = [walk[k] - k / steps * walk[steps] for k in range(steps + 1)]
+    scale = 1.0
+    for line, dev in zip(lines, devs, strict=True):
+        if dev > 0 and dev * scale > hi - line:
+            scale = 0.9 * (hi - line) / dev
+        elif dev < 0 and dev * scale < lo - line:
+            scale = 0.9 * (lo - line) / dev
     points = [parent.open]
     for k in range(1, steps):
-        x = x0 + walk[k] + k / steps * (x1 - x0 - walk[steps])
-        points.append(min(parent.high, max(parent.low, math.exp(min(hi, max(lo, x))))))
+        x = lines[k] + scale * devs[k]
+        points.append(min(parent.high, max(parent.low, math.exp(x))))
     points.append(parent.close)
     return points
 
