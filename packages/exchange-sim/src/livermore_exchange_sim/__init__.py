@@ -18,27 +18,23 @@ from livermore_exchange_sim.market import (
 from livermore_exchange_sim.scenarios import Scenario, ScenarioLeg, demo_scenarios, macdv_excursion
 
 __all__ = [
-    # market
     "Bar",
+    "CoinbaseAuthConfig",
+    "FaultController",
     "Market",
     "Product",
+    "RestMode",
+    "Scenario",
+    "ScenarioLeg",
     "SimClock",
+    "SimConfig",
     "TickerSnapshot",
     "Trade",
     "Venue",
-    # scenarios
-    "Scenario",
-    "ScenarioLeg",
-    "demo_scenarios",
-    "macdv_excursion",
-    # faults
-    "FaultController",
-    "RestMode",
     "WsAction",
     "WsActionKind",
-    # app
-    "CoinbaseAuthConfig",
-    "SimConfig",
     "create_app",
+    "demo_scenarios",
     "env_overrides",
+    "macdv_excursion",
 ]
