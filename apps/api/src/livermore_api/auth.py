@@ -13,8 +13,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
-from sqlmodel import col
+from sqlalchemy import update
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from livermore_schema.enums import UserRole
@@ -86,7 +86,7 @@ async def revoke_token(session: AsyncSession, token_id: int) -> bool | None:
 async def authenticate(session: AsyncSession, token: str, now: datetime) -> Principal | None:
     """Return the principal owning an active token, or None (unknown, revoked, inactive user)."""
     found = (
-        await session.execute(
+        await session.exec(
             select(ApiToken, User)
             .join(User, col(User.id) == col(ApiToken.user_id))
             .where(col(ApiToken.token_hash) == hash_token(token))
@@ -100,7 +100,7 @@ async def authenticate(session: AsyncSession, token: str, now: datetime) -> Prin
     assert api_token.id is not None and user.id is not None
     last = api_token.last_used_at
     if last is None or now - last >= LAST_USED_RESOLUTION:
-        await session.execute(
+        await session.exec(
             update(ApiToken).where(col(ApiToken.id) == api_token.id).values(last_used_at=now)
         )
         await session.commit()

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from dataclasses import dataclass
 
 from aiohttp import ClientSession, web
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from livermore_api.auth import Principal
 from livermore_api.config import ApiConfig
 from livermore_cache.client import RedisClient
 
@@ -30,11 +33,21 @@ HTTP: web.AppKey[ClientSession] = web.AppKey("livermore_http", ClientSession)
 STREAMS: web.AppKey[weakref.WeakSet[asyncio.Task[object]]] = web.AppKey("livermore_streams")
 """Tasks serving long-lived alert streams, cancelled at shutdown so it never waits on them."""
 
-REQUEST_ID = "livermore_request_id"
-"""Request storage key of the id echoed in `X-Request-Id` and in 500 errors."""
 
-PRINCIPAL = "livermore_principal"
-"""Request storage key of the authenticated `Principal`."""
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """The validated parts of a request."""
 
-PARSED = "livermore_parsed"
-"""Request storage key of the validated path, query and body models."""
+    path: BaseModel | None
+    query: BaseModel | None
+    body: BaseModel | None
+
+
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("livermore_request_id", str)
+"""The id echoed in `X-Request-Id` and in 500 errors."""
+
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("livermore_principal", Principal)
+"""The authenticated caller."""
+
+PARSED: web.RequestKey[Parsed] = web.RequestKey("livermore_parsed", Parsed)
+"""The validated path, query and body models."""

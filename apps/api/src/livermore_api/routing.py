@@ -78,15 +78,6 @@ class Route:
         return self.kind in (Kind.SSE, Kind.WEBSOCKET)
 
 
-@dataclass(frozen=True, slots=True)
-class Parsed:
-    """The validated parts of a request."""
-
-    path: BaseModel | None
-    query: BaseModel | None
-    body: BaseModel | None
-
-
 ROUTE_TABLE: web.AppKey[tuple[Route, ...]] = web.AppKey("livermore_routes", tuple)
 """The routes the app serves (the OpenAPI view renders them)."""
 
@@ -155,7 +146,7 @@ def wrap(route: Route) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         if route.access is not Access.PUBLIC:
             request[keys.PRINCIPAL] = await _principal(request, route)
-        request[keys.PARSED] = Parsed(
+        request[keys.PARSED] = keys.Parsed(
             path=_validate(route.path_model, request.match_info, "path"),
             query=_validate(route.query_model, request.query, "query"),
             body=await _read_body(request, route.body_model),
@@ -168,8 +159,8 @@ def wrap(route: Route) -> Handler:
 
 def principal_of(request: web.Request) -> Principal:
     """Return the authenticated caller of a request."""
-    principal = request.get(keys.PRINCIPAL)
-    if not isinstance(principal, Principal):
+    principal: Principal | None = request.get(keys.PRINCIPAL)
+    if principal is None:
         raise RuntimeError("route is public; there is no principal")
     return principal
 

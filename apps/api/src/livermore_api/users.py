@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from livermore_api.auth import IssuedToken, issue_token
@@ -40,4 +39,4 @@ async def create_user(
 async def find_user(session: AsyncSession, username: str) -> User | None:
     """Return the user named `username`, or None."""
     query = select(User).where(col(User.username) == username)
-    return (await session.execute(query)).scalar_one_or_none()
+    return (await session.exec(query)).one_or_none()

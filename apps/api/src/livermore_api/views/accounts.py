@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aiohttp import web
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from livermore_api import keys
@@ -59,7 +59,7 @@ async def _owned(request: web.Request, db: AsyncSession) -> tuple[UserExchange, 
 
 async def _clear_other_defaults(db: AsyncSession, account: UserExchange) -> None:
     if account.is_default:
-        await db.execute(
+        await db.exec(
             update(UserExchange)
             .where(
                 col(UserExchange.user_id) == account.user_id,
@@ -74,7 +74,7 @@ async def list_accounts(request: web.Request) -> web.StreamResponse:
     environ = request.app[keys.CONFIG].environ
     async with session(request) as db:
         user_id = await requested_user(request, db)
-        rows = await db.execute(
+        rows = await db.exec(
             select(UserExchange, Exchange)
             .join(Exchange, col(Exchange.id) == col(UserExchange.exchange_id))
             .where(col(UserExchange.user_id) == user_id)

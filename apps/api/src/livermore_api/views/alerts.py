@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import col
+from sqlmodel import col, select
 
 from livermore_api.errors import ValidationFailedError
 from livermore_api.models import AlertQuery
@@ -55,10 +55,8 @@ async def list_alerts(request: web.Request) -> web.StreamResponse:
             where.append(col(AlertHistory.triggered_at) >= query.since)
         if query.until is not None:
             where.append(col(AlertHistory.triggered_at) <= query.until)
-        total = (
-            await db.execute(select(func.count()).select_from(AlertHistory).where(*where))
-        ).scalar_one()
-        rows = await db.execute(
+        total = (await db.exec(select(func.count()).select_from(AlertHistory).where(*where))).one()
+        rows = await db.exec(
             select(AlertHistory, col(Exchange.name))
             .join(Exchange, col(Exchange.id) == col(AlertHistory.exchange_id))
             .where(*where)

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from aiohttp import web
-from sqlalchemy import select
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from livermore_api import keys
@@ -36,7 +35,7 @@ async def resolve_exchange(db: AsyncSession, ref: str) -> Exchange:
     query = select(Exchange).where(
         col(Exchange.id) == int(ref) if ref.isdigit() else col(Exchange.name) == ref
     )
-    found: Exchange | None = (await db.execute(query)).scalar_one_or_none()
+    found: Exchange | None = (await db.exec(query)).one_or_none()
     if found is None:
         raise NotFoundError(f"no exchange {ref!r}", code="exchange_not_found")
     return found
@@ -44,7 +43,7 @@ async def resolve_exchange(db: AsyncSession, ref: str) -> Exchange:
 
 async def all_exchanges(db: AsyncSession) -> Sequence[Exchange]:
     """Return every exchange, by id."""
-    return (await db.execute(select(Exchange).order_by(col(Exchange.id)))).scalars().all()
+    return (await db.exec(select(Exchange).order_by(col(Exchange.id)))).all()
 
 
 async def target_user(db: AsyncSession, principal: Principal, user_id: int | None) -> int:
@@ -72,13 +71,13 @@ def check_owner(principal: Principal, owner_id: int, what: str) -> None:
 
 async def commandable_exchange_ids(db: AsyncSession, user_id: int) -> set[int]:
     """Return the exchanges a user holds an active account on."""
-    rows = await db.execute(
+    rows = await db.exec(
         select(col(UserExchange.exchange_id)).where(
             col(UserExchange.user_id) == user_id,
             col(UserExchange.is_active),
         )
     )
-    return set(rows.scalars().all())
+    return set(rows.all())
 
 
 async def require_account(db: AsyncSession, principal: Principal, exchange: Exchange) -> None:

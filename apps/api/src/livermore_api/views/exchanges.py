@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import and_, func, not_, or_, select
+from sqlalchemy import and_, func, not_, or_
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from livermore_api import keys
@@ -56,13 +56,13 @@ async def _tier2_sets(
     """Return the caller's watchlist symbols and position symbols on an exchange."""
     user = await db.get(User, user_id)
     watch = set((user.settings.get("watchlist") or {}).get(exchange.name, [])) if user else set()
-    held = await db.execute(
+    held = await db.exec(
         select(col(Position.symbol)).where(
             col(Position.user_id) == user_id,
             col(Position.exchange_id) == exchange.id,
         )
     )
-    return watch, set(held.scalars().all())
+    return watch, set(held.all())
 
 
 def _escape_like(text: str) -> str:
@@ -114,10 +114,10 @@ async def list_symbols(request: web.Request) -> web.StreamResponse:
         )
         where = _filters(exchange.id, query, tier1, tier2)
         total = (
-            await db.execute(select(func.count()).select_from(ExchangeSymbol).where(*where))
-        ).scalar_one()
+            await db.exec(select(func.count()).select_from(ExchangeSymbol).where(*where))
+        ).one()
         rows = (
-            await db.execute(
+            await db.exec(
                 select(ExchangeSymbol, tier1, tier2)
                 .where(*where)
                 .order_by(

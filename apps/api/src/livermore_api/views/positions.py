@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from livermore_api.errors import ConflictError, NotFoundError
@@ -46,7 +45,7 @@ async def list_positions(request: web.Request) -> web.StreamResponse:
     """List a user's positions."""
     async with session(request) as db:
         user_id = await requested_user(request, db)
-        rows = await db.execute(
+        rows = await db.exec(
             select(Position, Exchange)
             .join(Exchange, col(Exchange.id) == col(Position.exchange_id))
             .where(col(Position.user_id) == user_id)

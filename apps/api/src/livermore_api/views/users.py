@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy import func, select
-from sqlmodel import col
+from sqlalchemy import func
+from sqlmodel import col, select
 
 from livermore_api.auth import issue_token, revoke_token
 from livermore_api.errors import ConflictError, NotFoundError
@@ -34,11 +34,11 @@ async def list_users(request: web.Request) -> web.StreamResponse:
     """List users."""
     page = query_of(request, PageQuery)
     async with session(request) as db:
-        total = (await db.execute(select(func.count()).select_from(User))).scalar_one()
-        rows = await db.execute(
+        total = (await db.exec(select(func.count()).select_from(User))).one()
+        rows = await db.exec(
             select(User).order_by(col(User.id)).limit(page.limit).offset(page.offset)
         )
-        items = [user_out(u).model_dump(mode="json") for u in rows.scalars().all()]
+        items = [user_out(u).model_dump(mode="json") for u in rows.all()]
     return json_response(
         {"items": items, "total": total, "limit": page.limit, "offset": page.offset}
     )
@@ -68,12 +68,12 @@ async def list_tokens(request: web.Request) -> web.StreamResponse:
     """List a user's tokens (metadata only)."""
     user_id = await _existing_user(request)
     async with session(request) as db:
-        rows = await db.execute(
+        rows = await db.exec(
             select(ApiToken).where(col(ApiToken.user_id) == user_id).order_by(col(ApiToken.id))
         )
         items = [
             TokenOut.model_validate(t, from_attributes=True).model_dump(mode="json")
-            for t in rows.scalars().all()
+            for t in rows.all()
         ]
     return json_response({"items": items})
 
