@@ -1,0 +1,162 @@
+"""`BoundaryRestService`: Coinbase 15m/1h/4h/1d bars fetched over REST as their boundary passes.
+
+Coinbase streams only 5m candles. When a 5m bar closes, its close time (open + 5m) may be the
+boundary of higher timeframes; for each such boundary the service runs ONE fetch wave for all
+symbols (however many symbols report that same 5m close), asking for the bar that *just closed*
+(open = boundary - duration), not the one just opened. REST can lag the close by a moment, so a
+symbol whose answer lacks the bar is retried a few times with backoff; a bucket without trades
+never appears and is given up quietly. Every fetch goes through the shared rate limiter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+
+import structlog
+
+from livermore_exchange_core.backoff import Backoff, BackoffPolicy
+from livermore_exchange_core.base import RestClient
+from livermore_exchange_core.errors import FatalError, LivermoreExchangeError
+from livermore_exchange_core.reconciliation import CandleStore
+from livermore_schema.enums import Timeframe
+from livermore_schema.market import Candle
+from livermore_schema.timeframes import duration_ms, is_boundary
+
+log = structlog.get_logger(__name__)
+
+HIGHER_TIMEFRAMES: tuple[Timeframe, ...] = (Timeframe.M15, Timeframe.H1, Timeframe.H4, Timeframe.D1)
+
+LAG_RETRY = BackoffPolicy(base_s=0.5, factor=2.0, cap_s=8.0, jitter=0.3, max_attempts=5)
+"""Retries for a bar REST has not published yet: ~15 s of patience in total."""
+
+OnClosed = Callable[[Candle], Awaitable[None]]
+
+
+class BoundaryRestService:
+    """Turns 5m closes into one REST fetch wave per higher-timeframe boundary."""
+
+    def __init__(
+        self,
+        rest_client: RestClient,
+        candle_cache: CandleStore,
+        *,
+        exchange_id: int,
+        exchange_name: str,
+        timeframes: Sequence[Timeframe] = HIGHER_TIMEFRAMES,
+        on_closed: OnClosed | None = None,
+        symbols: Iterable[str] = (),
+        user_ids: Mapping[str, int] | None = None,
+        lag_retry: BackoffPolicy = LAG_RETRY,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._rest = rest_client
+        self._cache = candle_cache
+        self._exchange_id = exchange_id
+        self._timeframes = tuple(sorted(set(timeframes), key=duration_ms))
+        self._on_closed = on_closed
+        self._symbols: tuple[str, ...] = tuple(dict.fromkeys(symbols))
+        self._user_ids = dict(user_ids or {})
+        self._lag_retry = lag_retry
+        self._rng = rng or random.Random()
+        self._last_boundary: dict[Timeframe, int] = {}
+        self._tasks: set[asyncio.Task[list[Candle]]] = set()
+        self.waves = 0
+        self._log = log.bind(exchange=exchange_name)
+
+    def set_symbols(
+        self, symbols: Iterable[str], user_ids: Mapping[str, int] | None = None
+    ) -> None:
+        """Replace the monitored symbols (next wave onwards)."""
+        self._symbols = tuple(dict.fromkeys(symbols))
+        if user_ids is not None:
+            self._user_ids = dict(user_ids)
+
+    def start_after(self, boundary_ms: int) -> None:
+        """Ignore boundaries at or before `boundary_ms` (already covered by the backfill)."""
+        for timeframe in self._timeframes:
+            self._last_boundary[timeframe] = max(self._last_boundary.get(timeframe, 0), boundary_ms)
+
+    def due(self, boundary_ms: int) -> list[Timeframe]:
+        """Return the timeframes whose boundary `boundary_ms` is and has not had its wave yet."""
+        return [
+            tf
+            for tf in self._timeframes
+            if is_boundary(boundary_ms, tf) and boundary_ms > self._last_boundary.get(tf, -1)
+        ]
+
+    def on_five_minute_close(self, candle: Candle) -> asyncio.Task[list[Candle]] | None:
+        """Note a closed 5m bar; start (and return) a wave if it completes a higher bar."""
+        if candle.timeframe is not Timeframe.M5 or not candle.closed:
+            return None
+        boundary = candle.open_time + duration_ms(Timeframe.M5)
+        due = self.due(boundary)
+        if not due:
+            return None
+        for timeframe in due:
+            self._last_boundary[timeframe] = boundary
+        task = asyncio.create_task(self.run_wave(boundary, due), name=f"boundary-{boundary}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def run_wave(self, boundary_ms: int, timeframes: Sequence[Timeframe]) -> list[Candle]:
+        """Fetch, write and hand on the bar ending at `boundary_ms` for every symbol x timeframe."""
+        self.waves += 1
+        jobs = [(symbol, tf) for tf in timeframes for symbol in self._symbols]
+        results = await asyncio.gather(
+            *(self._fetch_closed(symbol, tf, boundary_ms) for symbol, tf in jobs)
+        )
+        fetched = [candle for candle in results if candle is not None]
+        self._log.info(
+            "boundary.wave",
+            boundary_ms=boundary_ms,
+            timeframes=[tf.value for tf in timeframes],
+            symbols=len(self._symbols),
+            fetched=len(fetched),
+        )
+        return fetched
+
+    async def _fetch_closed(
+        self, symbol: str, timeframe: Timeframe, boundary_ms: int
+    ) -> Candle | None:
+        open_time = boundary_ms - duration_ms(timeframe)
+        backoff = Backoff(self._lag_retry, self._rng)
+        while True:
+            try:
+                candles = await self._rest.get_candles(
+                    symbol, timeframe, start_ms=open_time, end_ms=boundary_ms
+                )
+            except FatalError as error:
+                self._log.warning("boundary.fetch_failed", symbol=symbol, error=str(error))
+                return None
+            except LivermoreExchangeError as error:
+                candles = []
+                self._log.warning("boundary.fetch_retry", symbol=symbol, error=str(error))
+            found = next((c for c in candles if c.open_time == open_time and c.closed), None)
+            if found is not None:
+                await self._deliver(found)
+                return found
+            if backoff.exhausted():
+                self._log.info(
+                    "boundary.bar_absent", symbol=symbol, tf=timeframe.value, open_time=open_time
+                )
+                return None
+            await asyncio.sleep(backoff.next_delay())
+
+    async def _deliver(self, candle: Candle) -> None:
+        await self._cache.write_many([candle], user_id=self._user_ids.get(candle.symbol))
+        if self._on_closed is not None:
+            await self._on_closed(candle)
+
+    async def drain(self) -> None:
+        """Wait for every wave in flight to finish."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Cancel the waves in flight and wait for them to end."""
+        for task in list(self._tasks):
+            task.cancel()
+        await self.drain()
