@@ -98,11 +98,13 @@ async def create_account(request: web.Request) -> web.StreamResponse:
             **body.model_dump(exclude={"exchange"}),
         )
         db.add(account)
+        name = exchange.name
         try:
             await db.flush()
         except IntegrityError:
+            await db.rollback()
             raise ConflictError(
-                f"an account on {exchange.name} already exists", code="account_exists"
+                f"an account on {name} already exists", code="account_exists"
             ) from None
         await _clear_other_defaults(db, account)
         await db.commit()

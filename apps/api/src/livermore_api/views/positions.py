@@ -66,11 +66,13 @@ async def create_position(request: web.Request) -> web.StreamResponse:
             user_id=user_id, exchange_id=exchange.id, **body.model_dump(exclude={"exchange"})
         )
         db.add(position)
+        name = exchange.name
         try:
             await db.commit()
         except IntegrityError:
+            await db.rollback()
             raise ConflictError(
-                f"a position in {body.symbol} on {exchange.name} already exists",
+                f"a position in {body.symbol} on {name} already exists",
                 code="position_exists",
             ) from None
         return json_response(_out(position, exchange), status=201)
