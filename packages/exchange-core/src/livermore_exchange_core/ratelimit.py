@@ -118,8 +118,9 @@ _INTERVAL_S: dict[str, float] = {"SECOND": 1.0, "MINUTE": 60.0, "HOUR": 3600.0, 
 
 
 class _Window:
-    def __init__(self, rule: WindowRule, safety: float) -> None:
+    def __init__(self, rule: WindowRule, safety: float, time_scale: float) -> None:
         self.rule = rule
+        self.window_s = rule.window_s / time_scale
         self.budget = rule.limit * safety
         self.times: list[float] = []
         self.units: list[float] = []
@@ -129,11 +130,11 @@ class _Window:
         # Reservations only move forward, so entries that age out now stay out for good.
         cutoff_index = 0
         while self.total + units > self.budget and cutoff_index < len(self.times):
-            start = max(start, self.times[cutoff_index] + self.rule.window_s)
+            start = max(start, self.times[cutoff_index] + self.window_s)
             self.total -= self.units[cutoff_index]
             cutoff_index += 1
         self._drop(cutoff_index)
-        expired = bisect.bisect_right(self.times, start - self.rule.window_s)
+        expired = bisect.bisect_right(self.times, start - self.window_s)
         for index in range(expired):
             self.total -= self.units[index]
         self._drop(expired)
@@ -151,7 +152,7 @@ class _Window:
         self.total += units
 
     def used_at(self, moment: float) -> float:
-        low = bisect.bisect_right(self.times, moment - self.rule.window_s)
+        low = bisect.bisect_right(self.times, moment - self.window_s)
         high = bisect.bisect_right(self.times, moment)
         return sum(self.units[low:high])
 
@@ -173,13 +174,21 @@ class WeightWindowLimiter(_Pausable):
     """Keeps summed request weight (and request count) under every rule's trailing window."""
 
     def __init__(
-        self, rules: list[WindowRule], *, safety: float = 0.95, clock: Clock | None = None
+        self,
+        rules: list[WindowRule],
+        *,
+        safety: float = 0.95,
+        time_scale: float = 1.0,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__(clock or time.monotonic)
-        if not 0 < safety <= 1:
-            raise ValueError("0 < safety <= 1 is required")
+        if not 0 < safety <= 1 or time_scale <= 0:
+            raise ValueError("0 < safety <= 1 and time_scale > 0 are required")
         self._safety = safety
-        self._windows = [_Window(rule, safety) for rule in rules]
+        # Windows last rule.window_s / time_scale local seconds: 1.0 for a real exchange; more
+        # for a simulator whose rate-limit windows are configured shorter than the published ones.
+        self._time_scale = time_scale
+        self._windows = [_Window(rule, safety, time_scale) for rule in rules]
         self._last_start = 0.0
         self.granted = 0
         self.weight_granted = 0.0
@@ -188,7 +197,7 @@ class WeightWindowLimiter(_Pausable):
         """Replace the rules (from exchangeInfo), keeping what was already spent."""
         weights = [w for w in self._windows if w.rule.counts_weight]
         spent = list(zip(weights[0].times, weights[0].units, strict=True)) if weights else []
-        self._windows = [_Window(rule, self._safety) for rule in rules]
+        self._windows = [_Window(rule, self._safety, self._time_scale) for rule in rules]
         for moment, units in spent:
             for window in self._windows:
                 window.record(moment, units if window.rule.counts_weight else 1.0)

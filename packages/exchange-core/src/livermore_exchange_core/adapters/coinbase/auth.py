@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from coinbase import jwt_generator
 
-from livermore_exchange_core.adapters.coinbase.urls import jwt_host
+from livermore_exchange_core.adapters.coinbase.urls import jwt_target
 from livermore_exchange_core.config import Credentials
 from livermore_exchange_core.errors import AuthenticationError
 
@@ -20,7 +20,7 @@ def rest_jwt(credentials: Credentials, method: str, rest_url: str, path: str) ->
     Raises:
         AuthenticationError: the secret is not a usable EC/Ed25519 private key.
     """
-    uri = f"{method.upper()} {jwt_host(rest_url)}{path}"
+    uri = f"{method.upper()} {jwt_target(rest_url, path)}"
     try:
         token: str = jwt_generator.build_rest_jwt(
             uri, credentials.api_key, credentials.api_secret.get_secret_value()

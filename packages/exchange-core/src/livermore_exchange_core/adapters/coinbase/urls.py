@@ -44,6 +44,11 @@ def accounts_url(rest_url: str) -> str:
     return rest_url.rstrip("/") + ACCOUNTS_PATH
 
 
-def jwt_host(rest_url: str) -> str:
-    """Return the `host[:port]` named in a REST JWT `uri` claim (`api.coinbase.com` in prod)."""
-    return urlsplit(rest_url).netloc
+def jwt_target(rest_url: str, path: str) -> str:
+    """Return `host[:port][/prefix]path` as a REST JWT `uri` claim names it.
+
+    In production that is `api.coinbase.com/api/v3/brokerage/...`; behind a proxy or on the
+    simulator the base URL's own path prefix is part of the request path, so it is signed too.
+    """
+    parts = urlsplit(rest_url)
+    return f"{parts.netloc}{parts.path.rstrip('/')}{path}"
