@@ -51,7 +51,12 @@ class _Pausable:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._paused_until = 0.0
+        self._pause_listeners: list[Callable[[float], None]] = []
         self.pauses = 0
+
+    def add_pause_listener(self, listener: Callable[[float], None]) -> None:
+        """Call `listener(seconds)` whenever a pause starts or grows (status, metrics, tests)."""
+        self._pause_listeners.append(listener)
 
     def pause(self, seconds: float) -> None:
         """Make every caller wait `seconds` from now (a `Retry-After`)."""
@@ -59,6 +64,8 @@ class _Pausable:
         if until > self._paused_until:
             self._paused_until = until
             self.pauses += 1
+            for listener in self._pause_listeners:
+                listener(seconds)
 
     @property
     def paused_until(self) -> float:
