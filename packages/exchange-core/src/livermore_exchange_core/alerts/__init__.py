@@ -1,1 +1,55 @@
-"""MACD-V alerts."""
+"""MACD-V alerts: pure rules, the Redis-backed evaluator, history storage and Discord notifications.
+
+To follow alerts from any set of exchanges, use `alert_stream` (re-exported from
+`livermore_cache.pubsub`): `async with alert_stream(redis, [1, 2]) as alerts: async for ...`.
+"""
+
+from livermore_cache.pubsub import alert_stream
+from livermore_exchange_core.alerts.evaluator import (
+    AlertEvaluator,
+    AlertSink,
+    FanOutSink,
+    alert_details,
+)
+from livermore_exchange_core.alerts.history import AlertHistoryWriter, history_row
+from livermore_exchange_core.alerts.notify import DiscordNotifier, build_embed
+from livermore_exchange_core.alerts.rules import (
+    BIAS_WEIGHTS,
+    LEVELS,
+    Direction,
+    LevelCrossing,
+    Reversal,
+    RuleOutcome,
+    Trigger,
+    Zone,
+    compute_bias,
+    evaluate_rules,
+    level_crossing,
+    level_label,
+    reversal,
+)
+
+__all__ = [
+    "BIAS_WEIGHTS",
+    "LEVELS",
+    "AlertEvaluator",
+    "AlertHistoryWriter",
+    "AlertSink",
+    "Direction",
+    "DiscordNotifier",
+    "FanOutSink",
+    "LevelCrossing",
+    "Reversal",
+    "RuleOutcome",
+    "Trigger",
+    "Zone",
+    "alert_details",
+    "alert_stream",
+    "build_embed",
+    "compute_bias",
+    "evaluate_rules",
+    "history_row",
+    "level_crossing",
+    "level_label",
+    "reversal",
+]
