@@ -22,6 +22,7 @@ import pytest
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from livermore_exchange_sim.testing import RunningSim
     from livermore_schema.settings import DatabaseSettings, RedisSettings
 
 
@@ -134,6 +135,15 @@ def pg_settings(pg_server_settings: DatabaseSettings) -> Iterator[DatabaseSettin
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[RunningSim]:
+    """An exchange simulator on a free loopback port (seed 7, speed 60, every venue)."""
+    from livermore_exchange_sim.testing import running_sim
+
+    async with running_sim(seed=7, speed=60.0) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
