@@ -228,3 +228,22 @@ async def test_stall_keeps_the_socket_open_but_silent(sim: RunningSim) -> None:
 def stamp_ms(message: dict[str, Any]) -> int:
     moment = dt.datetime.strptime(message["timestamp"][:23] + "+0000", "%Y-%m-%dT%H:%M:%S.%f%z")
     return int(moment.timestamp() * 1000)
+
+
+async def test_user_channel_accepts_a_valid_jwt(sim: RunningSim) -> None:
+    key = sim.coinbase_key
+    assert key is not None
+    inbox = Inbox()
+    client = WSClient(
+        base_url=sim.ws_url(Venue.COINBASE),
+        on_message=inbox,
+        api_key=key.name,
+        api_secret=key.private_pem,
+    )
+    await client.open_async()
+    await client.user_async(["BTC-USD"])
+    await inbox.wait(lambda msgs: bool(of("subscriptions")(msgs)))
+    assert of("subscriptions")(inbox.parsed())[0]["events"][0]["subscriptions"] == {
+        "user": ["BTC-USD"]
+    }
+    await client.close_async()

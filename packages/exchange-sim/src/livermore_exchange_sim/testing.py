@@ -10,7 +10,6 @@ async with running_sim(seed=7, speed=60.0) as sim:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -173,11 +172,6 @@ async def running_sim(
 def _bound_port(runner: web.AppRunner) -> int:
     address = runner.addresses[0]
     return int(address[1])
-
-
-def replace_config(config: SimConfig, **changes: Any) -> SimConfig:
-    """Return `config` with `changes` (a typed `dataclasses.replace`)."""
-    return dataclasses.replace(config, **changes)
 
 
 def mount_https_to_http(session: requests.Session, base_url: str) -> None:
