@@ -26,6 +26,8 @@ class ProductInfo:
     is_trading: bool = True
     display_name: str | None = None
     alias_of: str | None = None
+    price: float | None = None
+    """Last traded price in the quote currency, when the product list carries it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,8 +148,24 @@ def parse_ticker_volumes(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     return volumes
 
 
-def join_products(info: ExchangeInfo, volumes: Mapping[str, float]) -> list[ProductInfo]:
-    """Return exchangeInfo products carrying their ticker/24hr quote volumes."""
+def parse_ticker_prices(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Map symbol → `lastPrice` from a `/api/v3/ticker/24hr` array (rows without one skipped)."""
+    prices: dict[str, float] = {}
+    for row in rows:
+        try:
+            if row.get("lastPrice") not in (None, ""):
+                prices[str(row["symbol"])] = float(row["lastPrice"])
+        except (KeyError, TypeError, ValueError) as error:
+            log.warning("binance.ticker_rejected", row=row, error=str(error))
+    return prices
+
+
+def join_products(
+    info: ExchangeInfo,
+    volumes: Mapping[str, float],
+    prices: Mapping[str, float] | None = None,
+) -> list[ProductInfo]:
+    """Return exchangeInfo products carrying their ticker/24hr quote volumes (and prices)."""
     return [
         ProductInfo(
             symbol=product.symbol,
@@ -157,6 +173,7 @@ def join_products(info: ExchangeInfo, volumes: Mapping[str, float]) -> list[Prod
             quote_currency=product.quote_currency,
             quote_volume_24h=volumes.get(product.symbol, 0.0),
             is_trading=product.is_trading,
+            price=(prices or {}).get(product.symbol),
         )
         for product in info.symbols
     ]

@@ -248,7 +248,9 @@ class BinanceRestClient:
         rows = await self._get(
             urls.ticker_24hr_url(self._config.rest_url), urls.WEIGHTS["ticker/24hr"], {}
         )
-        return parsing.join_products(info, parsing.parse_ticker_volumes(rows))
+        return parsing.join_products(
+            info, parsing.parse_ticker_volumes(rows), parsing.parse_ticker_prices(rows)
+        )
 
     async def get_balances(self) -> list[Balance]:
         """Return non-zero balances of the spot account (HMAC-signed).

@@ -118,6 +118,7 @@ def parse_products_response(body: Mapping[str, Any]) -> list[ProductInfo]:
                     is_trading=_is_trading(row),
                     display_name=row.get("display_name"),
                     alias_of=_alias_of(row),
+                    price=_price(row),
                 )
             )
         except (KeyError, TypeError, ValueError) as error:
@@ -131,6 +132,11 @@ def _quote_volume(row: Mapping[str, Any]) -> float:
         return float(approximate)
     # Older payloads lack the approximate figure; base volume x price is the same quantity.
     return float(row.get("volume_24h") or 0) * float(row.get("price") or 0)
+
+
+def _price(row: Mapping[str, Any]) -> float | None:
+    raw = row.get("price")
+    return float(raw) if raw not in (None, "") else None
 
 
 def _alias_of(row: Mapping[str, Any]) -> str | None:
