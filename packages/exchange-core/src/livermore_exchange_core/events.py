@@ -78,7 +78,8 @@ class GapNotice:
     The missing range is `[since_ms, until_ms)` by open time. `since_ms` is None when the adapter
     does not know the last bar (a restart): the pipeline then starts after the newest bar it holds.
     Bars opening at or after `until_ms` arrive live. REST has the whole range closed once the
-    exchange clock reaches `ready_at_ms`.
+    exchange clock reaches `ready_at_ms`. `contiguous` venues have a bar for every interval
+    (Binance), so a repair that returns fewer bars is retried; Coinbase omits bars without trades.
     """
 
     symbol: str
@@ -87,6 +88,8 @@ class GapNotice:
     until_ms: int
     ready_at_ms: int
     reason: str
+    contiguous: bool = False
+    """The exchange has a bar for every interval (Binance), so REST must return all of them."""
 
 
 class MarketDataSink(Protocol):

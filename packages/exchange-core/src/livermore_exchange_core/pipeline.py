@@ -27,7 +27,11 @@ from livermore_cache.pubsub import Publisher
 from livermore_cache.tickers import TickerCache
 from livermore_exchange_core.backoff import Backoff, BackoffPolicy
 from livermore_exchange_core.clock import ExchangeClock
-from livermore_exchange_core.errors import LivermoreExchangeError, RetryableError
+from livermore_exchange_core.errors import (
+    DataNotReadyError,
+    LivermoreExchangeError,
+    RetryableError,
+)
 from livermore_exchange_core.events import AdapterLifecycle, GapNotice
 from livermore_schema.enums import Timeframe
 from livermore_schema.market import Candle, Ticker
@@ -96,6 +100,7 @@ class CandlePipeline:
         tier2_users: Mapping[str, int] | None = None,
         ticker_flush_s: float = 0.25,
         repair_backoff: BackoffPolicy | None = None,
+        rest_lag_ms: int = 3_000,
     ) -> None:
         self._exchange_id = exchange_id
         self._exchange_name = exchange_name
@@ -109,6 +114,7 @@ class CandlePipeline:
         self._user_id = user_id
         self.tier2_users: dict[str, int] = dict(tier2_users or {})
         self._flush_s = ticker_flush_s
+        self._rest_lag_ms = rest_lag_ms
         self._repair_backoff = repair_backoff or BackoffPolicy(
             base_s=0.5, cap_s=10.0, max_attempts=6
         )
@@ -243,7 +249,8 @@ class CandlePipeline:
         try:
             since = await self._repair_start(series, notice)
             if since is not None and since < notice.until_ms and self._repairer is not None:
-                await self._clock.wait_until(notice.ready_at_ms)
+                # REST decides "closed" on its own estimate of exchange time; give it a margin.
+                await self._clock.wait_until(notice.ready_at_ms + self._rest_lag_ms)
                 bars = await self._fetch(series, since, notice)
         except asyncio.CancelledError:
             raise
@@ -275,6 +282,7 @@ class CandlePipeline:
         while True:
             try:
                 bars = await self._repairer.repair(series[0], series[1], since, notice.until_ms)
+                _check_complete(bars, series, since, notice)
             except RetryableError as err:
                 if backoff.exhausted():
                     raise
@@ -339,3 +347,14 @@ class CandlePipeline:
         await self._publisher.publish_lifecycle(payload)
         if self._lifecycle_hook is not None:
             await self._lifecycle_hook(event)
+
+
+def _check_complete(bars: Sequence[Candle], series: Series, since: int, notice: GapNotice) -> None:
+    """Raise `DataNotReadyError` when a contiguous venue's repair lacks bars of the range."""
+    if not notice.contiguous:
+        return
+    step = duration_ms(series[1])
+    wanted = range(since, notice.until_ms, step)
+    found = {bar.open_time for bar in bars if bar.closed}
+    if any(open_time not in found for open_time in wanted):
+        raise DataNotReadyError(f"{series[0]} {series[1].value}: REST lacks bars of the gap yet")

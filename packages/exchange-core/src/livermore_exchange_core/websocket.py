@@ -137,6 +137,7 @@ class ReconnectingWebSocket:
         self._last_rx = 0.0
         self.connections = 0
         self.frames_sent = 0
+        self._opened = asyncio.Event()
 
     @property
     def is_open(self) -> bool:
@@ -158,6 +159,12 @@ class ReconnectingWebSocket:
         except ConnectionClosed as err:
             raise TransientNetworkError(f"{self.label}: connection closed during send") from err
         self.frames_sent += 1
+
+    async def wait_connections(self, count: int) -> None:
+        """Return once `count` connections have been opened in total."""
+        while self.connections < count:
+            self._opened.clear()
+            await self._opened.wait()
 
     def request_reconnect(self, reason: str) -> None:
         """Drop the current connection and reconnect (serverShutdown, sequence loss, ...)."""
@@ -215,6 +222,7 @@ class ReconnectingWebSocket:
         self._pacer = MessagePacer(policy.messages_per_second)
         self._last_rx = time.monotonic()
         self.connections += 1
+        self._opened.set()
         watchdog = asyncio.get_running_loop().create_task(self._watch(ws))
         try:
             await self._on_lifecycle(connected(self.label))

@@ -93,6 +93,7 @@ class BinanceAdapter(ExchangeAdapter):
         max_streams_per_connection: int | None = None,
         streams_per_message: int = 100,
         rng: random.Random | None = None,
+        clock: ExchangeClock | None = None,
     ) -> None:
         self._config = config
         self._sink = sink
@@ -103,7 +104,7 @@ class BinanceAdapter(ExchangeAdapter):
         self._max_streams = max_streams_per_connection or limits.ws_streams_per_connection or 1024
         self._per_message = streams_per_message
         self._rng = rng or random.Random()
-        self._clock = ExchangeClock()
+        self._clock = clock or ExchangeClock()
         self._series: dict[tuple[str, str], _Series] = {}
         self._tickers: set[str] = set()
         self._connections: list[_Connection] = []
@@ -288,6 +289,7 @@ class BinanceAdapter(ExchangeAdapter):
                     until_ms=opened,
                     ready_at_ms=opened,
                     reason="series start" if expected is None else "bars missing from stream",
+                    contiguous=True,
                 )
             )
             series.next_open = opened

@@ -82,11 +82,12 @@ class CoinbaseAdapter(ExchangeAdapter):
         candle_grace_ms: int = 5_000,
         products_per_message: int = 100,
         rng: random.Random | None = None,
+        clock: ExchangeClock | None = None,
     ) -> None:
         self._config = config
         self._sink = sink
         self._exchange = config.name.value
-        self._clock = ExchangeClock()
+        self._clock = clock or ExchangeClock()
         self._minutes = MinuteBarBuilder(
             config.exchange_id, self._exchange, grace_ms=trade_grace_ms
         )
@@ -110,7 +111,8 @@ class CoinbaseAdapter(ExchangeAdapter):
         self._task: asyncio.Task[None] | None = None
         self._next_seq: int | None = None
         self._next_beat: int | None = None
-        self._fresh = True
+        self._subscribed = False
+        self._awaiting: dict[str, Timeframe] = {}
         self._handlers = {
             CANDLES: self._on_candles,
             MARKET_TRADES: self._on_trades,
@@ -164,9 +166,23 @@ class CoinbaseAdapter(ExchangeAdapter):
         added = [s for s in symbols if s not in self._series]
         for symbol in symbols:
             self._series.setdefault(symbol, set()).update(wanted)
-        if added and self._socket.is_open:
+        if added and self._socket.is_open and self._subscribed:
             with contextlib.suppress(TransientNetworkError):  # the next open resubscribes
                 await self._send_channels(added, unsubscribe=False)
+            await self._trust_new_symbols(added, wanted)
+
+    async def _trust_new_symbols(self, symbols: list[str], timeframes: set[Timeframe]) -> None:
+        """A symbol added mid-bar has missed that bar's start: stream it from the next bar."""
+        now = self._clock.now_ms()
+        for timeframe in timeframes:
+            book = self._books[timeframe]
+            trusted = now - now % book.step + book.step
+            for symbol in symbols:
+                book.symbol_trusted[symbol] = trusted
+                notice = GapNotice(
+                    symbol, timeframe, None, trusted, trusted + book.grace_ms, "subscribed"
+                )
+                await self._sink.on_gap(notice)
 
     async def unsubscribe(self, symbols: Iterable[str], timeframes: Iterable[Timeframe]) -> None:
         """Stop streaming `symbols` x `timeframes`; a symbol without timeframes is dropped."""
@@ -189,9 +205,15 @@ class CoinbaseAdapter(ExchangeAdapter):
     async def _on_open(self) -> None:
         self._next_seq = None
         self._next_beat = None
-        self._fresh = True
+        # Bar channels are ignored until every subscription is out; each is then trusted from
+        # its first frame on (see `_start_channel`).
+        self._subscribed = False
+        self._awaiting = {MARKET_TRADES: TRADES_TIMEFRAME, CANDLES: CANDLES_TIMEFRAME}
+        for book in self._books.values():
+            book.drop_open_bars()  # built by a lost connection: they may lack its last frames
         await self._socket.send(json.dumps(subscribe_message(HEARTBEATS, [])))
         await self._send_channels(sorted(self._series), unsubscribe=False)
+        self._subscribed = True
 
     async def _send_channels(self, products: list[str], *, unsubscribe: bool) -> None:
         for channel in _DATA_CHANNELS:
@@ -213,17 +235,26 @@ class CoinbaseAdapter(ExchangeAdapter):
         now = parse_timestamp_ms(envelope["timestamp"])
         self._clock.advance(now)
         sequence = envelope.get("sequence_num")
-        if self._fresh:
-            self._fresh = False
-            await self._taint(now, reconnect=True, reason="new connection")
-        elif sequence is not None and self._next_seq is not None and sequence > self._next_seq:
-            await self._taint(now, reconnect=False, reason=f"sequence {self._next_seq}->{sequence}")
+        if sequence is not None and self._next_seq is not None and sequence > self._next_seq:
+            reason = f"sequence {self._next_seq}->{sequence}"
+            await self._taint(now, self._books, fresh=False, reason=reason)
         if sequence is not None:
             self._next_seq = max(sequence + 1, self._next_seq or 0)
+        if channel in self._awaiting and not await self._start_channel(channel, now):
+            return
         handler = self._handlers.get(channel)
         if handler is not None:
             await handler(envelope["events"], now)
         await self._close_due()
+
+    async def _start_channel(self, channel: str, now: int) -> bool:
+        """Trust a bar channel from its first frame after subscribing; False: drop the frame."""
+        if not self._subscribed:
+            return False
+        timeframe = self._awaiting.pop(channel)
+        book = self._books[timeframe]
+        await self._taint(now, {timeframe: book}, fresh=True, reason="new connection")
+        return True
 
     async def _on_error(self, frame: dict[str, Any]) -> None:
         reason = f"{frame.get('message')}: {frame.get('reason', '')}".rstrip(": ")
@@ -241,7 +272,7 @@ class CoinbaseAdapter(ExchangeAdapter):
             self._next_beat = counter + 1
             if expected is not None and counter > expected:
                 reason = f"heartbeat {expected}->{counter}"
-                await self._taint(self._clock.now_ms(), reconnect=False, reason=reason)
+                await self._taint(self._clock.now_ms(), self._books, fresh=False, reason=reason)
 
     async def _on_candles(self, events: list[dict[str, Any]], now: int) -> None:
         upsert = self._fives.upsert
@@ -290,18 +321,20 @@ class CoinbaseAdapter(ExchangeAdapter):
 
     # ------------------------------------------------------------------ loss
 
-    async def _taint(self, now_ms: int, *, reconnect: bool, reason: str) -> None:
+    async def _taint(
+        self, now_ms: int, books: dict[Timeframe, _BarBook], *, fresh: bool, reason: str
+    ) -> None:
         """Drop bars the stream may have incomplete and ask for them over REST."""
-        if not reconnect:
+        if not fresh:
             self.gaps_detected += 1
             self._log.warning("coinbase.gap", reason=reason, exchange_ms=now_ms)
-        for timeframe, book in self._books.items():
+        for timeframe, book in books.items():
             floor = now_ms - now_ms % book.step
-            # A fresh connection sees every later trade, but not those earlier in this minute;
-            # a candles snapshot restates the whole current bucket. A lost frame can hide
-            # anything in the current bar of either.
-            trusted = floor + book.step if timeframe is TRADES_TIMEFRAME or not reconnect else floor
-            book.taint(trusted)
+            # A fresh trades channel sees every later trade, but not those earlier in this
+            # minute; a fresh candles channel restates the whole current bucket. A lost frame
+            # can hide anything in the current bar of either.
+            restated = fresh and timeframe is CANDLES_TIMEFRAME
+            book.taint(floor if restated else floor + book.step)
             for symbol, frames in self._series.items():
                 if timeframe not in frames:
                     continue

@@ -49,6 +49,7 @@ class _BarBook:
         self.step = duration_ms(timeframe)
         self.grace_ms = grace_ms
         self.trusted_from = 0
+        self.symbol_trusted: dict[str, int] = {}
         self.pending: dict[str, _Bar] = {}
         self.last_closed: dict[str, int] = {}
         self.late = 0
@@ -56,7 +57,11 @@ class _BarBook:
 
     def accepts(self, symbol: str, start: int) -> bool:
         """Return whether a bar opening at `start` may still be built from the stream."""
-        if start < self.trusted_from or start <= self.last_closed.get(symbol, -1):
+        if (
+            start < self.trusted_from
+            or start < self.symbol_trusted.get(symbol, 0)
+            or start <= self.last_closed.get(symbol, -1)
+        ):
             self.late += 1
             return False
         return True
@@ -83,7 +88,7 @@ class _BarBook:
             high=bar.high,
             low=bar.low,
             close=bar.close,
-            volume=round(bar.volume, 10),
+            volume=round(bar.volume, 8),
             closed=True,
             source=CandleSource.WS,
         )
@@ -106,10 +111,15 @@ class _BarBook:
         for symbol in [s for s, b in self.pending.items() if b.start < self.trusted_from]:
             del self.pending[symbol]
 
+    def drop_open_bars(self) -> None:
+        """Forget every open bar (the connection that was building them is gone)."""
+        self.pending.clear()
+
     def forget(self, symbol: str) -> None:
         """Stop tracking a symbol (unsubscribed)."""
         self.pending.pop(symbol, None)
         self.last_closed.pop(symbol, None)
+        self.symbol_trusted.pop(symbol, None)
 
 
 class MinuteBarBuilder(_BarBook):

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import pytest
+
+from livermore_exchange_core.adapters.binance.adapter import BinanceAdapter
+from livermore_exchange_core.backoff import BackoffPolicy
+from livermore_exchange_core.config import default_exchange_config
+from livermore_exchange_core.factory import create_rest_client
+from livermore_exchange_core.websocket import ConnectionAttemptLimiter, SocketPolicy
+from livermore_exchange_sim.faults import WsAction, WsActionKind
+from livermore_exchange_sim.market import Venue
+from livermore_exchange_sim.testing import running_sim
+from livermore_schema.enums import RUNTIME_TIMEFRAMES, ExchangeName
+from livermore_schema.timeframes import duration_ms
+
+from ._streaming import RestRangeRepairer, assert_matches_truth, wired_pipeline
+
+SPEED = 600.0
+HOUR = 3_600_000
+START = 1_712_181_600_000  # 2024-04-03 22:00 UTC: the window crosses 4h and 1d boundaries
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+FAST = SocketPolicy(
+    stall_timeout_s=0.5,
+    open_timeout_s=5.0,
+    close_timeout_s=0.5,
+    backoff=BackoffPolicy(base_s=0.02, cap_s=0.3),
+)
+
+
+def _adapter(sim: Any, sink: Any, clock: Any, **kw: Any) -> tuple[BinanceAdapter, Any]:
+    config = default_exchange_config(
+        ExchangeName.BINANCE,
+        2,
+        rest_url=sim.rest_url(Venue.BINANCE),
+        ws_url=sim.ws_url(Venue.BINANCE),
+    )
+    adapter = BinanceAdapter(config, sink, clock=clock, rng=random.Random(5), **kw)
+    return adapter, config
+
+
+FAULTS = [
+    WsAction(WsActionKind.CLOSE, 1000),
+    WsAction(WsActionKind.MALFORMED),
+    WsAction(WsActionKind.CLOSE, 1001),
+    WsAction(WsActionKind.DROP),
+    WsAction(WsActionKind.SERVER_SHUTDOWN),
+    WsAction(WsActionKind.CLOSE, 1011),
+    WsAction(WsActionKind.SKIP_SEQUENCE),
+    WsAction(WsActionKind.CLOSE, 1008),
+]
+
+
+async def test_binance_cache_equals_truth_through_every_fault(redis: Any) -> None:
+    async with running_sim(seed=21, speed=SPEED, symbols=SYMBOLS, start_ms=START) as sim:
+        rest = None
+        config = default_exchange_config(
+            ExchangeName.BINANCE, 2, rest_url=sim.rest_url(Venue.BINANCE)
+        )
+        rest = create_rest_client(config, clock_rate=SPEED)
+        repairer = RestRangeRepairer(rest)
+        async with wired_pipeline(
+            redis, exchange_id=2, exchange_name="binance", repairer=repairer, rest_lag_ms=15_000
+        ) as wired:
+            adapter, _ = _adapter(sim, wired.pipeline, wired.clock, policy=FAST)
+            socket_reconnects = 0
+            await adapter.subscribe(SYMBOLS, RUNTIME_TIMEFRAMES)
+            await adapter.connect()
+            try:
+                conn = adapter._connections[0].socket  # noqa: SLF001
+                await asyncio.wait_for(conn.wait_connections(1), 10)
+                await asyncio.wait_for(wired.clock.wait_until(START + 1), 10)
+                begun = wired.clock.now_ms()
+                rng = random.Random(3)
+                faults = [*FAULTS, "stall"]
+                rng.shuffle(faults)
+                for number, fault in enumerate(faults, start=2):
+                    target = wired.clock.now_ms() + rng.randint(8, 20) * 60_000
+                    await asyncio.wait_for(wired.clock.wait_until(target), 20)
+                    if fault == "stall":
+                        sim.faults.stall(Venue.BINANCE, sim_seconds=600)
+                    else:
+                        sim.faults.inject_ws(Venue.BINANCE, fault)
+                    if fault != WsAction(WsActionKind.MALFORMED) and fault != WsAction(
+                        WsActionKind.SKIP_SEQUENCE
+                    ):
+                        socket_reconnects += 1
+                        await asyncio.wait_for(conn.wait_connections(socket_reconnects + 1), 20)
+                await asyncio.wait_for(wired.clock.wait_until(begun + 3 * HOUR), 30)
+            finally:
+                await adapter.close()
+            await asyncio.wait_for(wired.pipeline.drain(), 30)
+        await rest.aclose()
+        stats = wired.pipeline.stats
+        assert repairer.calls, "reconnects must have caused REST repairs"
+        assert stats.repaired > 0 and stats.repair_failures == 0
+        assert conn.connections >= socket_reconnects + 1  # a stall may outlast one reconnect
+        for symbol in SYMBOLS:
+            for timeframe in RUNTIME_TIMEFRAMES:
+                cached = await wired.candles.between(2, symbol, timeframe, 0, 2**62)
+                label = f"{symbol} {timeframe.value}"
+                assert cached, label
+                step = duration_ms(timeframe)
+                first, last = cached[0].open_time, cached[-1].open_time
+                truth = sim.truth(Venue.BINANCE, symbol, step, first, last + 1)
+                assert_matches_truth(cached, truth, label)
+                if step <= HOUR:
+                    assert last - first >= 2 * HOUR, f"{label}: window too short"
