@@ -4,13 +4,11 @@ import asyncio
 import random
 from typing import Any
 
-import pytest
-
 from livermore_exchange_core.adapters.binance.adapter import BinanceAdapter
 from livermore_exchange_core.backoff import BackoffPolicy
 from livermore_exchange_core.config import default_exchange_config
 from livermore_exchange_core.factory import create_rest_client
-from livermore_exchange_core.websocket import ConnectionAttemptLimiter, SocketPolicy
+from livermore_exchange_core.websocket import SocketPolicy
 from livermore_exchange_sim.faults import WsAction, WsActionKind
 from livermore_exchange_sim.market import Venue
 from livermore_exchange_sim.testing import running_sim
@@ -70,14 +68,14 @@ async def test_binance_cache_equals_truth_through_every_fault(redis: Any) -> Non
             await adapter.subscribe(SYMBOLS, RUNTIME_TIMEFRAMES)
             await adapter.connect()
             try:
-                conn = adapter._connections[0].socket  # noqa: SLF001
+                conn = adapter._connections[0].socket
                 await asyncio.wait_for(conn.wait_connections(1), 10)
                 await asyncio.wait_for(wired.clock.wait_until(START + 1), 10)
                 begun = wired.clock.now_ms()
                 rng = random.Random(3)
                 faults = [*FAULTS, "stall"]
                 rng.shuffle(faults)
-                for number, fault in enumerate(faults, start=2):
+                for fault in faults:
                     target = wired.clock.now_ms() + rng.randint(8, 20) * 60_000
                     await asyncio.wait_for(wired.clock.wait_until(target), 20)
                     if fault == "stall":

@@ -171,7 +171,9 @@ class CoinbaseAdapter(ExchangeAdapter):
                 await self._send_channels(added, unsubscribe=False)
             await self._trust_new_symbols(added, wanted)
 
-    async def _trust_new_symbols(self, symbols: list[str], timeframes: set[Timeframe]) -> None:
+    async def _trust_new_symbols(
+        self, symbols: list[str], timeframes: frozenset[Timeframe]
+    ) -> None:
         """A symbol added mid-bar has missed that bar's start: stream it from the next bar."""
         now = self._clock.now_ms()
         for timeframe in timeframes:
