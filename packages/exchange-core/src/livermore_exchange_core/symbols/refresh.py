@@ -15,7 +15,7 @@ on with volumes only and leaves every row's CoinGecko columns as they were.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -25,18 +25,21 @@ import aiohttp
 import structlog
 from sqlalchemy import func
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from livermore_exchange_core.base import ProductInfo
 from livermore_exchange_core.config import resolve_exchange_config
 from livermore_exchange_core.errors import LivermoreExchangeError
 from livermore_exchange_core.factory import create_rest_client
 from livermore_exchange_core.symbols.coingecko import CoinGeckoClient, CoinMarket
-from livermore_exchange_core.symbols.source import SessionFactory
 from livermore_schema.enums import ExchangeName
 from livermore_schema.settings import EndpointSettings
 from livermore_schema.tables import Exchange, ExchangeSymbol
 
 log = structlog.get_logger(__name__)
+
+SessionFactory = Callable[[], AsyncSession]
+"""Anything that returns a new async session (an `async_sessionmaker`)."""
 
 QUOTE_PREFERENCE: tuple[str, ...] = ("USD", "USDT")
 """Quote currencies a listed product may have, best first."""
