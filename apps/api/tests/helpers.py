@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime
 
 from livermore_schema.alerts import AlertEvent, TimeframeContext
@@ -28,3 +29,11 @@ def alert(
         source_exchange_id=exchange_id,
         source_exchange_name=EXCHANGE_NAMES[exchange_id],
     )
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -27,6 +27,7 @@ from .conftest import World
 from .helpers import alert
 
 CHROMIUM = Path("/usr/bin/chromium")
+HAVE_CHROMIUM = CHROMIUM.exists()
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -42,7 +43,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 async def page() -> AsyncIterator[Any]:
-    if not CHROMIUM.exists():
+    if not HAVE_CHROMIUM:
         if os.environ.get("CI") == "true":
             pytest.fail("/usr/bin/chromium is missing in CI (apt-get install -y chromium)")
         pytest.skip("/usr/bin/chromium is not installed")

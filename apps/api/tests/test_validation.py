@@ -148,10 +148,10 @@ async def test_unexpected_error_is_500_json_with_request_id(api_config: ApiConfi
 
     app = create_app(api_config)
     app.router.add_get("/boom", boom)
-    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
-        async with test_client.get("/boom") as response:
-            assert response.status == 500
-            text = await response.text()
-            body = await response.json()
+    server = TestServer(app, host="127.0.0.1")
+    async with TestClient(server) as test_client, test_client.get("/boom") as response:
+        assert response.status == 500
+        text = await response.text()
+        body = await response.json()
     assert "secret internals" not in text and "Traceback" not in text
     assert body["error"]["details"]["request_id"] == response.headers["X-Request-Id"]

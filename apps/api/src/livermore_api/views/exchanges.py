@@ -15,6 +15,7 @@ from livermore_api.models import ExchangePath, SymbolQuery
 from livermore_api.resources import ExchangeOut, SymbolOut, WorkerState
 from livermore_api.routing import json_response, path_of, principal_of, query_of
 from livermore_api.views.common import all_exchanges, resolve_exchange, session, worker_states
+from livermore_exchange_core.symbols.source import watchlist_symbols
 from livermore_schema.enums import SymbolTier
 from livermore_schema.tables import Exchange, ExchangeSymbol, Position, User
 
@@ -55,14 +56,15 @@ async def _tier2_sets(
 ) -> tuple[set[str], set[str]]:
     """Return the caller's watchlist symbols and position symbols on an exchange."""
     user = await db.get(User, user_id)
-    watch = set((user.settings.get("watchlist") or {}).get(exchange.name, [])) if user else set()
+    watch = set(watchlist_symbols(user.settings, exchange.name)) if user else set()
     held = await db.exec(
         select(col(Position.symbol)).where(
             col(Position.user_id) == user_id,
             col(Position.exchange_id) == exchange.id,
+            col(Position.quantity) > 0,
         )
     )
-    return watch, set(held.all())
+    return watch, {symbol.upper() for symbol in held.all()}
 
 
 def _escape_like(text: str) -> str:
@@ -107,7 +109,9 @@ async def list_symbols(request: web.Request) -> web.StreamResponse:
         exchange = await resolve_exchange(db, path.exchange)
         assert exchange.id is not None
         watch, held = await _tier2_sets(db, principal_of(request).user_id, exchange)
-        tier1 = and_(col(ExchangeSymbol.is_active), col(ExchangeSymbol.volume_rank) <= limit)
+        rank = col(ExchangeSymbol.volume_rank)
+        # `rank IS NOT NULL` keeps the predicate two-valued, so NOT(tier1) holds for unranked rows.
+        tier1 = and_(col(ExchangeSymbol.is_active), rank.is_not(None), rank <= limit)
         tier2 = or_(
             col(ExchangeSymbol.symbol).in_(watch | held),
             col(ExchangeSymbol.base_currency).in_(held),
