@@ -63,6 +63,11 @@ def lease_key(exchange_id: int) -> str:
     return f"livermore:lease:{exchange_id}"
 
 
+def worker_state_key(exchange_id: int) -> str:
+    """The active worker's running state (started, mode, symbols) a standby resumes from."""
+    return f"livermore:workerstate:{exchange_id}"
+
+
 def command_stream_key(exchange_id: int) -> str:
     """Durable stream behind the command channel: commands survive a worker restart."""
     return f"livermore:commandstream:{exchange_id}"

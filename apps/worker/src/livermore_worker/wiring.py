@@ -1,0 +1,320 @@
+"""Composition of exchange-core services into one streaming session of a worker.
+
+A `StreamingSession` lives from `start` (or `resume`) to `stop` (or `pause`): REST client,
+candle pipeline, adapter, indicator calculator, alert evaluator and, on Coinbase, the boundary
+service. The data path is the pipeline's: adapter -> closed candle -> cache -> publish -> (hook)
+indicator -> cache -> publish -> alert evaluation -> publish. Everything long-lived (Redis, the
+database, the alert history writer) belongs to the worker and is passed in as `Services`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from livermore_cache import keys
+from livermore_cache.candles import CandleCache
+from livermore_cache.client import RedisClient
+from livermore_cache.indicators import IndicatorCache
+from livermore_cache.pubsub import Publisher
+from livermore_cache.scan import delete_matching
+from livermore_cache.tickers import TickerCache
+from livermore_exchange_core.alerts.evaluator import AlertEvaluator, AlertSink
+from livermore_exchange_core.backfill import BackfillProgress, BackfillReport, StartupBackfill
+from livermore_exchange_core.base import RestClient
+from livermore_exchange_core.boundary import HIGHER_TIMEFRAMES, BoundaryRestService
+from livermore_exchange_core.clock import ExchangeClock
+from livermore_exchange_core.config import ExchangeConfig
+from livermore_exchange_core.events import AdapterLifecycle
+from livermore_exchange_core.factory import create_adapter
+from livermore_exchange_core.indicators.calculator import IndicatorCalculator
+from livermore_exchange_core.pipeline import CandlePipeline
+from livermore_exchange_core.reconciliation import GapRepairer
+from livermore_schema.enums import RUNTIME_TIMEFRAMES, ExchangeName, Timeframe, WorkerMode
+from livermore_schema.market import Candle
+from livermore_schema.settings import CacheSettings, WorkerSettings
+
+log = structlog.get_logger(__name__)
+
+SCALPER_TIMEFRAMES: tuple[Timeframe, ...] = (Timeframe.M1, Timeframe.M5, Timeframe.M15)
+SCALPER_COOLDOWN_S = 60.0
+"""Scalper modes re-alert sooner than the 5-minute position-monitor cooldown."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModeProfile:
+    """What a worker mode streams and how often it may re-alert."""
+
+    mode: WorkerMode
+    timeframes: tuple[Timeframe, ...]
+    cooldown_s: float
+    orderbook: bool = False
+
+
+def mode_profile(mode: WorkerMode, base_cooldown_s: float) -> ModeProfile:
+    """Return the profile of `mode` (SPEC section 9)."""
+    scalper_cooldown = min(base_cooldown_s, SCALPER_COOLDOWN_S)
+    profiles = {
+        WorkerMode.POSITION_MONITOR: ModeProfile(mode, RUNTIME_TIMEFRAMES, base_cooldown_s),
+        WorkerMode.SCALPER_MACDV: ModeProfile(mode, SCALPER_TIMEFRAMES, scalper_cooldown),
+        WorkerMode.SCALPER_ORDERBOOK: ModeProfile(
+            mode, SCALPER_TIMEFRAMES, scalper_cooldown, orderbook=True
+        ),
+    }
+    return profiles[mode]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The worker's long-lived pieces every session shares."""
+
+    redis: RedisClient
+    exchange: ExchangeConfig
+    cache_settings: CacheSettings
+    worker_settings: WorkerSettings
+    candles: CandleCache
+    indicators: IndicatorCache
+    tickers: TickerCache
+    publisher: Publisher
+    alert_sink: AlertSink | None
+    user_id: int | None
+
+
+class StreamingSession:
+    """One start-to-stop run of the data path for a symbol set and a mode."""
+
+    def __init__(
+        self,
+        services: Services,
+        rest: RestClient,
+        profile: ModeProfile,
+        tier2_users: Mapping[str, int],
+        on_lifecycle: Callable[[AdapterLifecycle], object],
+    ) -> None:
+        self._s = services
+        self._rest = rest
+        self.profile = profile
+        self._tier2: dict[str, int] = dict(tier2_users)
+        self._alerts_on = False
+        self._exchange = services.exchange
+        self._lifecycle_cb = on_lifecycle
+        self.calculator = IndicatorCalculator(
+            services.candles,
+            services.indicators,
+            services.publisher,
+            exchange_id=self._exchange.exchange_id,
+        )
+        self.evaluator = self._evaluator(profile)
+        self.clock = ExchangeClock()
+        self.pipeline = CandlePipeline(
+            exchange_id=self._exchange.exchange_id,
+            exchange_name=self._exchange.name.value,
+            candles=services.candles,
+            tickers=services.tickers,
+            publisher=services.publisher,
+            repairer=GapRepairer(
+                rest,
+                services.candles,
+                exchange_id=self._exchange.exchange_id,
+                exchange_name=self._exchange.name.value,
+            ),
+            clock=self.clock,
+            on_closed_candle=self._on_closed,
+            on_lifecycle=self._on_lifecycle,
+            user_id=services.user_id,
+            tier2_users=self._tier2,
+        )
+        self.adapter = create_adapter(self._exchange, self.pipeline, clock=self.clock)
+        self.boundary: BoundaryRestService | None = None
+        self._pipeline_task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ start sequence
+
+    async def backfill(
+        self, symbols: Sequence[str], progress: Callable[[BackfillProgress], None]
+    ) -> BackfillReport:
+        """Fill the cache for `symbols` x the mode's timeframes (only what is missing)."""
+        backfill = StartupBackfill(
+            self._rest,
+            self._s.candles,
+            exchange_id=self._exchange.exchange_id,
+            exchange_name=self._exchange.name.value,
+            candles_per_series=self._s.worker_settings.backfill_candles,
+            progress=progress,
+        )
+        return await backfill.run(symbols, self.profile.timeframes, user_ids=self._tier2)
+
+    async def warmup(
+        self, symbols: Sequence[str], progress: Callable[[int, int, str], None]
+    ) -> None:
+        """Seed the MACD-V state of every series from the cache."""
+        series = [(s, tf) for s in symbols for tf in self.profile.timeframes]
+        for done, (symbol, timeframe) in enumerate(series, start=1):
+            await self.calculator.warmup(symbol, timeframe, user_id=self._tier2.get(symbol))
+            progress(done, len(series), f"{symbol} {timeframe.value}")
+
+    async def connect(self, group: asyncio.TaskGroup, symbols: Sequence[str]) -> None:
+        """Run the pipeline in `group`, open the stream and subscribe."""
+        self._pipeline_task = group.create_task(self.pipeline.run(), name="pipeline")
+        await self.adapter.subscribe(symbols, self.profile.timeframes)
+        await self.adapter.connect()
+
+    def start_boundary(self, symbols: Sequence[str]) -> bool:
+        """Start the Coinbase boundary REST service; return whether this exchange needs one."""
+        if self._exchange.name is not ExchangeName.COINBASE:
+            return False
+        self.boundary = self._boundary(symbols)
+        return True
+
+    def enable_alerts(self) -> None:
+        """Evaluate alerts on every new indicator value from now on."""
+        self._alerts_on = True
+
+    # ------------------------------------------------------------------ live changes
+
+    async def add_symbols(self, symbols: Mapping[str, int | None]) -> BackfillReport:
+        """Backfill, warm up and subscribe new symbols (value: Tier 2 user id or None)."""
+        for symbol, user_id in symbols.items():
+            if user_id is not None:
+                self._tier2[symbol] = user_id
+        self.pipeline.tier2_users = dict(self._tier2)
+        names = list(symbols)
+        report = await self.backfill(names, lambda _: None)
+        await self.warmup(names, lambda *_: None)
+        await self.adapter.subscribe(names, self.profile.timeframes)
+        self._refresh_boundary()
+        return report
+
+    async def remove_symbols(self, symbols: Iterable[str]) -> None:
+        """Unsubscribe symbols and forget their indicator state."""
+        names = list(symbols)
+        await self.adapter.unsubscribe(names, RUNTIME_TIMEFRAMES)
+        for symbol in names:
+            for timeframe in RUNTIME_TIMEFRAMES:
+                self.calculator.reset(symbol, timeframe)
+            self._tier2.pop(symbol, None)
+        self.pipeline.tier2_users = dict(self._tier2)
+        self._refresh_boundary()
+
+    async def switch(self, profile: ModeProfile, symbols: Sequence[str]) -> dict[str, list[str]]:
+        """Apply a new mode: subscribe only the added timeframes, unsubscribe only the dropped."""
+        old, new = set(self.profile.timeframes), set(profile.timeframes)
+        added = [tf for tf in profile.timeframes if tf not in old]
+        dropped = [tf for tf in self.profile.timeframes if tf not in new]
+        self.profile = profile
+        self.evaluator = self._evaluator(profile)
+        if dropped:
+            await self.adapter.unsubscribe(symbols, dropped)
+        if added:
+            await self.backfill(symbols, lambda _: None)
+            await self.warmup(symbols, lambda *_: None)
+            await self.adapter.subscribe(symbols, added)
+        if self.boundary is not None:  # its timeframes changed: a new service, old waves finish
+            previous, self.boundary = self.boundary, self._boundary(symbols)
+            await previous.drain()
+        return {"added": [tf.value for tf in added], "removed": [tf.value for tf in dropped]}
+
+    async def force_backfill(self, symbol: str, timeframes: Sequence[Timeframe]) -> int:
+        """Refetch the newest bars of a symbol over REST and re-warm its indicators."""
+        user_id = self._tier2.get(symbol)
+        written = 0
+        for timeframe in timeframes:
+            bars = await self._rest.get_candles(
+                symbol, timeframe, limit=self._s.worker_settings.backfill_candles
+            )
+            written += await self._s.candles.write_many(
+                [b for b in bars if b.closed], user_id=user_id
+            )
+            self.calculator.reset(symbol, timeframe)
+            await self.calculator.warmup(symbol, timeframe, user_id=user_id)
+        return written
+
+    # ------------------------------------------------------------------ shutdown
+
+    async def close(self) -> None:
+        """Close the stream, finish queued candles, stop boundary waves."""
+        self._alerts_on = False
+        await self.adapter.close()
+        if self.boundary is not None:
+            await self.boundary.aclose()
+        if self._pipeline_task is not None:
+            await self.pipeline.stop()
+            await self._pipeline_task
+            self._pipeline_task = None
+
+    # ------------------------------------------------------------------ internals
+
+    def _evaluator(self, profile: ModeProfile) -> AlertEvaluator:
+        return AlertEvaluator(
+            self._s.redis,
+            self._s.indicators,
+            self._s.tickers,
+            self._s.candles,
+            self._s.publisher,
+            exchange_id=self._exchange.exchange_id,
+            exchange_name=self._exchange.name.value,
+            cooldown_s=profile.cooldown_s,
+            timeframes=profile.timeframes,
+            sink=self._s.alert_sink,
+        )
+
+    def _boundary(self, symbols: Sequence[str]) -> BoundaryRestService:
+        wanted = [tf for tf in HIGHER_TIMEFRAMES if tf in self.profile.timeframes]
+        service = BoundaryRestService(
+            self._rest,
+            self._s.candles,
+            exchange_id=self._exchange.exchange_id,
+            exchange_name=self._exchange.name.value,
+            timeframes=wanted,
+            on_closed=self._on_boundary_bar,
+            symbols=symbols,
+            user_ids=self._tier2,
+        )
+        service.start_after(self.clock.now_ms())
+        return service
+
+    def _refresh_boundary(self) -> None:
+        if self.boundary is not None:
+            symbols = sorted({s for s, _ in self.adapter.subscriptions})
+            self.boundary.set_symbols(symbols, self._tier2)
+
+    async def _on_closed(self, candle: Candle) -> None:
+        if candle.timeframe not in self.profile.timeframes:
+            return
+        user_id = self._tier2.get(candle.symbol)
+        value = await self.calculator.on_closed_candle(candle, user_id=user_id)
+        if value is not None and self._alerts_on:
+            await self.evaluator.evaluate(value, user_id=user_id)
+        if self.boundary is not None and candle.timeframe is Timeframe.M5:
+            self.boundary.on_five_minute_close(candle)
+
+    async def _on_boundary_bar(self, candle: Candle) -> None:
+        await self._s.publisher.publish_candle_close(candle, user_id=self._s.user_id)
+        await self._on_closed(candle)
+
+    async def _on_lifecycle(self, event: AdapterLifecycle) -> None:
+        self._lifecycle_cb(event)
+
+
+async def clear_series(
+    redis: RedisClient, exchange_id: int, symbol: str = "*", timeframe: str = "*"
+) -> int:
+    """Delete candle, indicator (both tiers), ticker and order-book keys matching (SCAN)."""
+    patterns = [
+        keys.candles_pattern(exchange_id, symbol, timeframe),
+        keys.user_candles_pattern(exchange_id, symbol, timeframe),
+        keys.indicators_pattern(exchange_id, symbol, timeframe),
+        keys.user_indicators_pattern(exchange_id, symbol, timeframe),
+    ]
+    if timeframe == "*":
+        patterns += [
+            keys.tickers_pattern(exchange_id, symbol),
+            keys.orderbooks_pattern(exchange_id, symbol),
+        ]
+    deleted = 0
+    for pattern in patterns:
+        deleted += await delete_matching(redis, pattern)
+    return deleted
