@@ -16,7 +16,8 @@ URL layout (base = `http://HOST:PORT`; the env override `livermore-sim` prints i
   [LIVERMORE_DISCORD_WEBHOOK_URL=http://HOST:PORT/webhook/livermore]
 
 Simulator control: `GET /_sim/clock`, `GET /_sim/truth?exchange=&symbol=&timeframe=&start=&end=`
-(closed candles, ms), `/_sim/faults/...` (faults.py), `POST /_sim/webhook/throttle`.
+(closed candles, ms), `/_sim/faults/...` (faults.py), `POST /_sim/webhook/throttle`,
+`POST /_sim/scenarios/demo?lead_ms=` (start the demo MACD-V excursions `lead_ms` from now).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from livermore_exchange_sim.coingecko import create_coingecko_app
 from livermore_exchange_sim.config import SimConfig
 from livermore_exchange_sim.faults import FaultController, fault_routes
 from livermore_exchange_sim.market import Market, SimClock, Venue
+from livermore_exchange_sim.scenarios import demo_scenarios
 from livermore_exchange_sim.webhook import WebhookSink
 
 MARKET = web.AppKey("market", Market)
@@ -100,6 +102,7 @@ def create_app(config: SimConfig) -> web.Application:
     app.router.add_routes(fault_routes(faults))
     app.router.add_get("/_sim/clock", _clock)
     app.router.add_get("/_sim/truth", _truth)
+    app.router.add_post("/_sim/scenarios/demo", _start_demo_scenarios)
     return app
 
 
@@ -151,3 +154,24 @@ async def _truth(request: web.Request) -> web.Response:
     ]
     body = {"exchange": venue.value, "symbol": symbol, "timeframe": query["timeframe"]}
     return web.json_response(body | {"candles": candles})
+
+
+async def _start_demo_scenarios(request: web.Request) -> web.Response:
+    """Add the demo excursions starting `lead_ms` (simulated) from now, for listed assets."""
+    market = request.app[MARKET]
+    try:
+        lead_ms = int(request.query.get("lead_ms", "60000"))
+    except ValueError:
+        raise web.HTTPBadRequest(text="lead_ms must be an integer (simulated ms)") from None
+    if lead_ms < 0:
+        raise web.HTTPBadRequest(text="lead_ms must not be negative")
+    # Only the future changes: every scenario is zero before its start, so history stays put.
+    listed = {asset.base for asset in market.assets}
+    now = market.clock.now_ms()
+    added = tuple(s for s in demo_scenarios(now, lead_ms=lead_ms) if s.base in listed)
+    market.scenarios = (*market.scenarios, *added)
+    body = [
+        {"base": s.base, "label": s.label, "start_ms": s.start_ms, "end_ms": s.end_ms}
+        for s in added
+    ]
+    return web.json_response({"now_ms": now, "scenarios": body})
