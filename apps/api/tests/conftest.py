@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,7 +17,12 @@ from livermore_api import ApiConfig, create_app
 from livermore_api.auth import issue_token, revoke_token
 from livermore_api.users import create_user
 from livermore_schema.db import async_session_factory, create_async_engine
-from livermore_schema.settings import ApiSettings, DatabaseSettings, RedisSettings
+from livermore_schema.settings import (
+    ApiSettings,
+    DatabaseSettings,
+    EndpointSettings,
+    RedisSettings,
+)
 from livermore_schema.tables import Position, UserExchange
 
 PRESENT_ENV = "LIVERMORE_TEST_PRESENT_KEY"
@@ -39,6 +45,22 @@ async def client(api_config: ApiConfig, redis: Redis) -> AsyncIterator[TestClien
     server = TestServer(create_app(api_config), host="127.0.0.1")
     async with TestClient(server) as test_client:
         yield test_client
+
+
+@pytest.fixture
+async def sim_client(api_config: ApiConfig, redis: Redis) -> AsyncIterator[TestClient[Any, Any]]:
+    """The api with its exchange and CoinGecko endpoints pointed at a running simulator."""
+    from livermore_exchange_sim.testing import running_sim
+
+    async with running_sim(seed=11, speed=0.001, start_ms=1_717_200_030_000) as sim:
+        fields = EndpointSettings.model_fields
+        values = {k.removeprefix("LIVERMORE_").lower(): v for k, v in sim.env.items()}
+        endpoints = EndpointSettings.model_validate(
+            {k: v for k, v in values.items() if k in fields}
+        )
+        config = dataclasses.replace(api_config, endpoints=endpoints)
+        async with TestClient(TestServer(create_app(config), host="127.0.0.1")) as test_client:
+            yield test_client
 
 
 @dataclass

@@ -254,3 +254,21 @@ async def test_alert_history_filters_and_pages(
         "2030-05-01T00"
     )
     assert (await _get(client, "/api/alerts", token, symbol=symbol, timeframe="4h"))["total"] == 0
+
+
+async def test_symbol_refresh_fills_the_symbol_table_from_the_simulator(
+    sim_client: TestClient[Any, Any], world: World
+) -> None:
+    headers = World.bearer(world.admin_token)
+    async with sim_client.post(
+        "/api/exchanges/binance_us/symbols/refresh", headers=headers
+    ) as response:
+        body = await response.json()
+    assert response.status == 200, body
+    assert body["exchange"] == "binance_us" and body["status"] == "refreshed"
+    assert body["listed"] > 0 and body["coingecko_error"] is None
+    listing = await _get(sim_client, "/api/exchanges/binance_us/symbols", world.admin_token)
+    assert listing["total"] == body["listed"]
+    ranks = [item["volume_rank"] for item in listing["items"]]
+    assert ranks == sorted(ranks) and ranks[0] == 1
+    assert listing["items"][0]["tier"] == "1"

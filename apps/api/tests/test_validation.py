@@ -21,6 +21,8 @@ BAD: list[tuple[str, str, dict[str, str], Any, int]] = [
     ("symbols.list", "/api/exchanges/coinbase/symbols", {"limit": "0"}, None, 422),
     ("symbols.list", "/api/exchanges/coinbase/symbols", {"tier": "7"}, None, 422),
     ("symbols.list", "/api/exchanges/coinbase/symbols", {"offset": "x"}, None, 422),
+    ("symbols.refresh", "/api/exchanges/atlantis/symbols/refresh", {}, None, 404),
+    ("symbols.refresh", "/api/exchanges/-/symbols/refresh", {}, None, 422),
     ("candles.get", "/api/exchanges/coinbase/symbols/BTC-USD/candles", {}, None, 422),
     ("candles.get", "/api/exchanges/coinbase/symbols/BTC-USD/candles",
      {"timeframe": "7m"}, None, 422),
@@ -100,7 +102,8 @@ async def test_invalid_input_is_a_4xx_json_error(
     world: World,
 ) -> None:
     route = _BY_NAME[name]
-    token = world.admin_token if name.startswith(("users.", "tokens.")) else world.owner_token
+    admin_only = name.startswith(("users.", "tokens.")) or name == "symbols.refresh"
+    token = world.admin_token if admin_only else world.owner_token
     async with client.request(
         route.method, _fill(path, world), params=query, json=body, headers=World.bearer(token)
     ) as response:

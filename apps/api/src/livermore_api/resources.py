@@ -79,6 +79,19 @@ class SymbolOut(Resource):
     tier: SymbolTier | None
 
 
+class RefreshOut(Resource):
+    """The outcome of a symbol refresh of one exchange (CoinGecko failing is not fatal)."""
+
+    exchange: str
+    status: str
+    listed: int
+    added: int
+    updated: int
+    deactivated: int
+    error: str | None
+    coingecko_error: str | None
+
+
 class AccountOut(Resource):
     """An exchange account; env var names are reported with their presence, never their values."""
 
