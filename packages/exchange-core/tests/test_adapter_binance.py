@@ -8,11 +8,11 @@ from livermore_exchange_core.adapters.binance.adapter import BinanceAdapter
 from livermore_exchange_core.backoff import BackoffPolicy
 from livermore_exchange_core.config import default_exchange_config
 from livermore_exchange_core.factory import create_rest_client
-from livermore_exchange_core.websocket import SocketPolicy
+from livermore_exchange_core.websocket import ConnectionAttemptLimiter, SocketPolicy
 from livermore_exchange_sim.faults import WsAction, WsActionKind
 from livermore_exchange_sim.market import Venue
 from livermore_exchange_sim.testing import running_sim
-from livermore_schema.enums import RUNTIME_TIMEFRAMES, ExchangeName
+from livermore_schema.enums import RUNTIME_TIMEFRAMES, ExchangeName, Timeframe
 from livermore_schema.timeframes import duration_ms
 
 from ._streaming import RestRangeRepairer, assert_matches_truth, wired_pipeline
@@ -107,3 +107,54 @@ async def test_binance_cache_equals_truth_through_every_fault(redis: Any) -> Non
                 assert_matches_truth(cached, truth, label)
                 if step <= HOUR:
                     assert last - first >= 2 * HOUR, f"{label}: window too short"
+
+
+async def test_resubscribe_storm_is_paced_and_streams_split_across_connections(redis: Any) -> None:
+    async with running_sim(seed=5, speed=SPEED, symbols=SYMBOLS, start_ms=START) as sim:
+        async with wired_pipeline(
+            redis, exchange_id=2, exchange_name="binance", repairer=None
+        ) as wired:
+            events: list[Any] = []
+            original = wired.pipeline.on_lifecycle
+
+            async def record(event: Any) -> None:
+                events.append(event)
+                await original(event)
+
+            wired.pipeline.on_lifecycle = record  # type: ignore[method-assign]
+            adapter, _ = _adapter(
+                sim,
+                wired.pipeline,
+                wired.clock,
+                policy=FAST,
+                max_streams_per_connection=8,
+                streams_per_message=1,  # one SUBSCRIBE per stream: a worst-case burst
+                attempt_limiter=ConnectionAttemptLimiter(240, 300.0),
+            )
+            await adapter.subscribe(SYMBOLS, RUNTIME_TIMEFRAMES)
+            assert adapter.connection_count == 3  # 21 streams, 8 per connection
+            await adapter.connect()
+            try:
+                sockets = [c.socket for c in adapter._connections]
+                for socket in sockets:
+                    await asyncio.wait_for(socket.wait_connections(1), 10)
+                for round_ in range(2, 5):
+                    # 8 paced SUBSCRIBEs take 2 s of wall time = 20 simulated minutes at 600x
+                    await asyncio.wait_for(
+                        wired.clock.wait_until(wired.clock.now_ms() + 30 * 60_000), 20
+                    )
+                    sim.faults.inject_ws(Venue.BINANCE, WsAction(WsActionKind.CLOSE, 1000))
+                    for socket in sockets:
+                        await asyncio.wait_for(socket.wait_connections(round_), 20)
+                await asyncio.wait_for(
+                    wired.clock.wait_until(wired.clock.now_ms() + 30 * 60_000), 20
+                )
+            finally:
+                await adapter.close()
+            await asyncio.wait_for(wired.pipeline.drain(), 10)
+        reasons = [e.reason or "" for e in events]
+        assert not any("1008" in r for r in reasons), reasons
+        assert all(s.connections == 4 for s in sockets)
+        assert sum(s.frames_sent for s in sockets) == 4 * 21, [s.frames_sent for s in sockets]
+        for symbol in SYMBOLS:
+            assert wired.pipeline.last_open_time(symbol, Timeframe.M1) is not None

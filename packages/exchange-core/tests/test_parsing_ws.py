@@ -5,11 +5,11 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from livermore_exchange_core.adapters.binance.ws_parsing import (
+from livermore_exchange_core.adapters.binance.parsing import (
     parse_ws_kline,
     parse_ws_mini_ticker,
 )
-from livermore_exchange_core.adapters.coinbase.ws_parsing import (
+from livermore_exchange_core.adapters.coinbase.parsing import (
     parse_timestamp_ms,
     parse_ws_candle,
     parse_ws_ticker,

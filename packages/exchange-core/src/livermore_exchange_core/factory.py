@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import aiohttp
 
+from livermore_exchange_core.adapters.binance.adapter import DEFAULT_POLICY as BINANCE_POLICY
+from livermore_exchange_core.adapters.binance.adapter import BinanceAdapter
 from livermore_exchange_core.adapters.binance.rest import BinanceRestClient
+from livermore_exchange_core.adapters.coinbase.adapter import DEFAULT_POLICY as COINBASE_POLICY
+from livermore_exchange_core.adapters.coinbase.adapter import CoinbaseAdapter
 from livermore_exchange_core.adapters.coinbase.rest import CoinbaseRestClient
-from livermore_exchange_core.base import RestClient
+from livermore_exchange_core.base import ExchangeAdapter, RestClient
+from livermore_exchange_core.clock import ExchangeClock
 from livermore_exchange_core.config import Credentials, ExchangeConfig
 from livermore_exchange_core.errors import UnsupportedExchange
+from livermore_exchange_core.events import MarketDataSink
+from livermore_exchange_core.websocket import ConnectionAttemptLimiter, SocketPolicy
 from livermore_schema.enums import ExchangeName
 
 
@@ -47,5 +54,43 @@ def create_rest_client(
             return CoinbaseRestClient(config, credentials, session=session, clock_rate=clock_rate)
         case ExchangeName.BINANCE | ExchangeName.BINANCE_US:
             return BinanceRestClient(config, credentials, session=session, clock_rate=clock_rate)
+        case ExchangeName.KRAKEN | ExchangeName.KUCOIN | ExchangeName.MEXC:
+            raise _unsupported(config.name)
+
+
+def create_adapter(
+    config: ExchangeConfig,
+    sink: MarketDataSink,
+    *,
+    policy: SocketPolicy | None = None,
+    attempt_limiter: ConnectionAttemptLimiter | None = None,
+    clock: ExchangeClock | None = None,
+) -> ExchangeAdapter:
+    """Return the streaming adapter of `config.name`, delivering to `sink`.
+
+    binance and binance_us share `BinanceAdapter`; each uses its own endpoints from `config`.
+
+    `clock` is the exchange clock the adapter advances (share it with the pipeline).
+
+    Raises:
+        UnsupportedExchange: kraken, kucoin, mexc.
+    """
+    match config.name:
+        case ExchangeName.COINBASE:
+            return CoinbaseAdapter(
+                config,
+                sink,
+                policy=policy or COINBASE_POLICY,
+                attempt_limiter=attempt_limiter,
+                clock=clock,
+            )
+        case ExchangeName.BINANCE | ExchangeName.BINANCE_US:
+            return BinanceAdapter(
+                config,
+                sink,
+                policy=policy or BINANCE_POLICY,
+                attempt_limiter=attempt_limiter,
+                clock=clock,
+            )
         case ExchangeName.KRAKEN | ExchangeName.KUCOIN | ExchangeName.MEXC:
             raise _unsupported(config.name)

@@ -41,7 +41,7 @@ from livermore_exchange_core.adapters.binance.messages import (
     kline_stream,
     mini_ticker_stream,
 )
-from livermore_exchange_core.adapters.binance.ws_parsing import (
+from livermore_exchange_core.adapters.binance.parsing import (
     parse_ws_kline,
     parse_ws_mini_ticker,
 )

@@ -47,7 +47,7 @@ from livermore_exchange_core.adapters.coinbase.minute_bars import (
     MinuteBarBuilder,
     _BarBook,
 )
-from livermore_exchange_core.adapters.coinbase.ws_parsing import parse_timestamp_ms, parse_ws_ticker
+from livermore_exchange_core.adapters.coinbase.parsing import parse_timestamp_ms, parse_ws_ticker
 from livermore_exchange_core.base import ExchangeAdapter
 from livermore_exchange_core.clock import ExchangeClock
 from livermore_exchange_core.config import ExchangeConfig
