@@ -47,8 +47,8 @@ M = TypeVar("M", bound=BaseModel)
 
 @pytest.fixture
 async def sim() -> AsyncIterator[RunningSim]:
-    """A simulator at `SIM_SPEED` listing BTC and ETH on every venue."""
-    async with running_sim(seed=11, speed=SIM_SPEED, symbols=["BTC", "ETH"]) as running:
+    """A simulator at `SIM_SPEED` listing BTC, ETH and SOL on every venue."""
+    async with running_sim(seed=11, speed=SIM_SPEED, symbols=["BTC", "ETH", "SOL"]) as running:
         yield running
 
 

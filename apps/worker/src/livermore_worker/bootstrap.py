@@ -82,7 +82,7 @@ def worker_id() -> str:
 
 async def _ping_redis(redis: RedisClient, settings: RedisSettings) -> None:
     try:
-        await asyncio.wait_for(redis.ping(), 5)
+        await asyncio.wait_for(redis.ping(), 3)
     except (RedisError, OSError, TimeoutError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise StartupError(f"Redis unavailable at {settings.describe()}: {reason}") from None
