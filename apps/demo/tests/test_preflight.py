@@ -4,11 +4,17 @@ import socket
 
 import pytest
 
-from conftest import free_port
 from livermore_demo.config import DemoConfig
 from livermore_demo.errors import EXIT_UNAVAILABLE, BadOptionError, ServiceUnavailableError
 from livermore_demo.preflight import check_ports, check_services, postgres_problem, redis_problem
 from livermore_schema.settings import DatabaseSettings, RedisSettings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _config(redis: RedisSettings, database: DatabaseSettings, ports: tuple[int, int]) -> DemoConfig:
