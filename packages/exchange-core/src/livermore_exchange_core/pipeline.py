@@ -101,6 +101,7 @@ class CandlePipeline:
         ticker_flush_s: float = 0.25,
         repair_backoff: BackoffPolicy | None = None,
         rest_lag_ms: int = 3_000,
+        max_concurrent_repairs: int = 16,
     ) -> None:
         self._exchange_id = exchange_id
         self._exchange_name = exchange_name
@@ -115,6 +116,8 @@ class CandlePipeline:
         self.tier2_users: dict[str, int] = dict(tier2_users or {})
         self._flush_s = ticker_flush_s
         self._rest_lag_ms = rest_lag_ms
+        # A reconnect gates every series at once; repairs share Redis and the REST limiter.
+        self._repair_slots = asyncio.Semaphore(max_concurrent_repairs)
         self._repair_backoff = repair_backoff or BackoffPolicy(
             base_s=0.5, cap_s=10.0, max_attempts=6
         )
@@ -247,11 +250,13 @@ class CandlePipeline:
     async def _repair(self, series: Series, notice: GapNotice) -> None:
         bars: Sequence[Candle] = ()
         try:
-            since = await self._repair_start(series, notice)
+            async with self._repair_slots:
+                since = await self._repair_start(series, notice)
             if since is not None and since < notice.until_ms and self._repairer is not None:
                 # REST decides "closed" on its own estimate of exchange time; give it a margin.
                 await self._clock.wait_until(notice.ready_at_ms + self._rest_lag_ms)
-                bars = await self._fetch(series, since, notice)
+                async with self._repair_slots:
+                    bars = await self._fetch(series, since, notice)
         except asyncio.CancelledError:
             raise
         except Exception:
