@@ -85,7 +85,7 @@ def make_frames(symbols: list[str], count: int) -> list[str]:
 
 
 async def run(symbol_count: int, frame_count: int) -> None:
-    proc, port, workdir = start_redis()
+    proc, port, _workdir = start_redis()
     try:
         redis = Redis(host="127.0.0.1", port=port, decode_responses=True)
         await wait_ready(redis)
@@ -127,7 +127,8 @@ async def run(symbol_count: int, frame_count: int) -> None:
         print(f"baseline json.loads only: {baseline:12,.0f} msgs/s")
         print(f"parse -> cache -> publish: {rate:12,.0f} msgs/s  (target >= 50,000)")
         print(
-            f"closed bars written+published: {stats.delivered}, tickers flushed: {stats.tickers_flushed}"
+            f"closed bars written+published: {stats.delivered}, "
+            f"tickers flushed: {stats.tickers_flushed}"
         )
         await redis.aclose()
     finally:
