@@ -132,3 +132,42 @@ async def test_status_keys_drive_the_watch(redis: Redis) -> None:
     finally:
         poller.cancel()
     assert console.drain() == ["[binance] connected"]
+
+
+async def test_a_stale_status_does_not_undo_a_connected_lifecycle_event(redis: Redis) -> None:
+    console = LineQueue()
+    watch = WorkerWatch({2: "binance"}, console)
+    watch.observe(2, ConnectionState.CONNECTED)
+    stale = ConnectionStatus(
+        exchange_id=2,
+        exchange_name="binance",
+        connection_state=ConnectionState.CONNECTING,
+        last_heartbeat=datetime.now(UTC),
+        worker_id="host:1",
+        progress=_progress(StartupPhase.ALERTS, 92),
+    )
+    await StatusStore(redis).write(stale)
+    await poll_status_once(redis, watch)
+    assert watch.state(2) is ConnectionState.CONNECTED
+    assert console.drain() == ["[binance] connected"]
+
+
+async def poll_status_once(redis: Redis, watch: WorkerWatch) -> None:
+    """Run the poller until it has read the keys once (its first read happens before it sleeps)."""
+    reads = 0
+
+    class CountingStore(StatusStore):
+        async def read_all(self, exchange_ids: list[int]) -> dict[int, ConnectionStatus | None]:
+            nonlocal reads
+            result = await super().read_all(exchange_ids)
+            reads += 1
+            done.set()
+            return result
+
+    done = asyncio.Event()
+    poller = asyncio.create_task(poll_status(CountingStore(redis), watch))
+    try:
+        await asyncio.wait_for(done.wait(), 5)
+    finally:
+        poller.cancel()
+    assert reads >= 1

@@ -56,13 +56,24 @@ class DemoSession:
         await self._migrate()
         overrides = await self._start_simulator()
         self._supervisor.env = child_env(os.environ, config, overrides)
-        for exchange in DEMO_EXCHANGES:
-            await self._refresh_symbols(exchange)
-        token = await self._create_admin()
+        # Independent steps run side by side: each is a separate Python start-up.
+        try:
+            async with asyncio.TaskGroup() as group:
+                for exchange in DEMO_EXCHANGES:
+                    group.create_task(self._refresh_symbols(exchange))
+                admin = group.create_task(self._create_admin())
+        except BaseExceptionGroup as errors:
+            raise first_error(errors) from None
+        token = admin.result()
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-            await self._start_api(http)
+            await self._start_api()
             await self._start_workers()
-            await self._wait_connected()
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self._wait_api(http))
+                    group.create_task(self._wait_connected())
+            except BaseExceptionGroup as errors:
+                raise first_error(errors) from None
             await self._start_excursions(http)
             for line in banner_lines(config.admin_url, token, str(self._log_dir), DEMO_EXCHANGES):
                 self._console.say(line)
@@ -132,11 +143,13 @@ class DemoSession:
         self._console.say(f"created admin user {username}; token: {token}")
         return token
 
-    async def _start_api(self, http: aiohttp.ClientSession) -> None:
-        config = self._config
-        self._console.say(f"starting the api on {config.api_url} ...")
-        argv = ["livermore-api", "--host", "127.0.0.1", "--port", str(config.api_port)]
+    async def _start_api(self) -> None:
+        self._console.say(f"starting the api on {self._config.api_url} ...")
+        argv = ["livermore-api", "--host", "127.0.0.1", "--port", str(self._config.api_port)]
         await self._supervisor.start("api", argv)
+
+    async def _wait_api(self, http: aiohttp.ClientSession) -> None:
+        config = self._config
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             try:
@@ -171,6 +184,12 @@ class DemoSession:
             body = await response.json()
         labels = ", ".join(scenario["label"] for scenario in body["scenarios"])
         self._console.say(f"scripted MACD-V excursions starting: {labels or 'none listed'}")
+
+
+def first_error(errors: BaseExceptionGroup[BaseException]) -> BaseException:
+    """Return the first leaf exception of a (possibly nested) exception group."""
+    first = errors.exceptions[0]
+    return first_error(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _last(lines: list[str]) -> str:

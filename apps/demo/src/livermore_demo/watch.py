@@ -60,6 +60,10 @@ class WorkerWatch:
             return (state, "", -1)
         return (state, progress.phase.value, int(progress.percent // PROGRESS_STEP))
 
+    def state(self, exchange_id: int) -> ConnectionState | None:
+        """Return the worker's last known state (None before any news)."""
+        return self._states.get(exchange_id)
+
     def describe(self) -> str:
         """Return each worker's last known state, for a timeout message."""
         return ", ".join(
@@ -78,12 +82,14 @@ async def poll_status(store: StatusStore, watch: WorkerWatch) -> None:
     """Feed the workers' status keys into `watch` every second (runs until cancelled).
 
     Lifecycle events carry the transitions; the status key also carries progress between them.
+    Once a worker is connected only its lifecycle events count: a status read a moment before
+    the `connected` event would otherwise show it starting again.
     """
     ids = list(watch.exchanges)
     while True:
         statuses = await store.read_all(ids)
         for exchange_id, status in statuses.items():
-            if status is not None:
+            if status is not None and watch.state(exchange_id) is not ConnectionState.CONNECTED:
                 watch.observe(exchange_id, status.connection_state, status.progress, status.error)
         await asyncio.sleep(STATUS_POLL_S)  # a polling period, not synchronisation
 
