@@ -142,5 +142,5 @@ def test_caches_stay_bounded() -> None:
             Venue.BINANCE, "ETHUSDT", 300_000, START - (day + 1) * DAY, START - day * DAY
         )
     gen = market._gen
-    assert len(gen._children) <= 8_192
-    assert len(gen._trades) <= 4_096
+    assert len(gen._children) <= 4_096
+    assert len(gen._trades) <= 1_024

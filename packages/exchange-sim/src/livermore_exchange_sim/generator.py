@@ -98,10 +98,10 @@ class PathGenerator:
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
-        self._day_close: Lru[tuple[str, int], float] = Lru(65_536)
-        self._days: Lru[tuple[Venue, str, int], Node] = Lru(65_536)
-        self._children: Lru[tuple[Venue, str, int, int], tuple[Node, ...]] = Lru(8_192)
-        self._trades: Lru[tuple[Venue, str, int], tuple[RawTrade, ...]] = Lru(4_096)
+        self._day_close: Lru[tuple[str, int], float] = Lru(16_384)
+        self._days: Lru[tuple[Venue, str, int], Node] = Lru(16_384)
+        self._children: Lru[tuple[Venue, str, int, int], tuple[Node, ...]] = Lru(4_096)
+        self._trades: Lru[tuple[Venue, str, int], tuple[RawTrade, ...]] = Lru(1_024)
 
     def rng(self, *parts: object) -> random.Random:
         """Return a generator seeded by a hash of the seed and `parts`."""

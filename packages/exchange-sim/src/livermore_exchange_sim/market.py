@@ -149,7 +149,9 @@ class Market:
         self.assets: tuple[Asset, ...] = _select_assets(symbols)
         self._assets = {asset.base: asset for asset in self.assets}
         self._gen = PathGenerator(seed)
-        self._shaped: Lru[tuple[Venue, str, int, int], Node] = Lru(8_192)
+        self._shaped: Lru[tuple[Venue, str, int, int], Node] = Lru(4_096)
+        self._tickers: Lru[tuple[Venue, str, int], TickerSnapshot] = Lru(1_024)
+        self._years: Lru[tuple[Venue, str, int], Node] = Lru(1_024)
 
     # ------------------------------------------------------------------ catalogue
     def asset_of(self, venue: Venue, symbol: str) -> Asset | None:
@@ -226,9 +228,18 @@ class Market:
     def ticker(self, venue: Venue, symbol: str, now_ms: int) -> TickerSnapshot:
         """Return price, best bid/ask and rolling 24h (and 52-week) statistics as of `now_ms`."""
         asset = self._require(venue, symbol)
+        cached = self._tickers.get((venue, asset.base, now_ms))
+        if cached is not None:
+            return cached
         day = self._range(venue, asset, now_ms - now_ms % MINUTE_MS - DAY_MS, now_ms)
         today = now_ms // DAY_MS * DAY_MS
-        year = aggregate([self._range(venue, asset, today - 364 * DAY_MS, today), day])
+        past = self._years.get((venue, asset.base, today))
+        if past is None:
+            past = self._years.put(
+                (venue, asset.base, today),
+                self._range(venue, asset, today - 364 * DAY_MS, today),
+            )
+        year = aggregate([past, day])
         rng = self._gen.rng("book", venue.value, asset.base, now_ms // 1000)
         tick = 10.0**-asset.price_decimals
         spread = tick * (1 + rng.randrange(3))
@@ -236,7 +247,7 @@ class Market:
         last = self._last_trade(venue, asset, now_ms)
         qty = 1000.0 / max(price, 1e-9)
         decimals = asset.price_decimals
-        return TickerSnapshot(
+        snapshot = TickerSnapshot(
             venue=venue,
             symbol=venue_symbol(venue, asset.base),
             time_ms=now_ms,
@@ -257,6 +268,7 @@ class Market:
             low_52w=round(year.low, decimals),
             high_52w=round(year.high, decimals),
         )
+        return self._tickers.put((venue, asset.base, now_ms), snapshot)
 
     def _last_trade(self, venue: Venue, asset: Asset, now_ms: int) -> int:
         minute = now_ms // MINUTE_MS
