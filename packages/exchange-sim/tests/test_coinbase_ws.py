@@ -247,3 +247,22 @@ async def test_user_channel_accepts_a_valid_jwt(sim: RunningSim) -> None:
         "user": ["BTC-USD"]
     }
     await client.close_async()
+
+
+async def test_http_fault_api_closes_with_the_requested_code(sim: RunningSim) -> None:
+    async with aiohttp.ClientSession() as http, http.ws_connect(sim.ws_url(Venue.COINBASE)) as ws:
+        await ws.send_json({"type": "subscribe", "product_ids": [], "channel": "heartbeats"})
+        assert (await ws.receive_json(timeout=5))["channel"] == "subscriptions"
+        async with http.post(
+            f"{sim.base_url}/_sim/faults/coinbase/ws", json={"action": "close", "code": 1011}
+        ) as resp:
+            assert (await resp.json()) == {"connections": 1}
+        async with asyncio.timeout(5):
+            while (msg := await ws.receive()).type is aiohttp.WSMsgType.TEXT:
+                pass
+        assert msg.type is aiohttp.WSMsgType.CLOSE
+        assert ws.close_code == 1011
+        async with http.post(
+            f"{sim.base_url}/_sim/faults/coinbase/ws", json={"action": "nope"}
+        ) as resp:
+            assert resp.status == 400
