@@ -49,6 +49,7 @@ def test_watch_prints_only_news_and_knows_when_every_worker_is_connected() -> No
     watch.observe(1, ConnectionState.STARTING, None)  # a lifecycle event without progress
     watch.observe(1, ConnectionState.STARTING, _progress(StartupPhase.BACKFILL, 45))
     watch.observe(1, ConnectionState.CONNECTED, None)
+    watch.observe(1, ConnectionState.CONNECTING, _progress(StartupPhase.ALERTS, 92))  # late news
     watch.observe(1, ConnectionState.CONNECTED, _progress(StartupPhase.COMPLETE, 100))
     watch.observe(6, ConnectionState.CONNECTED, None)  # not a demo exchange
     assert not watch.all_connected.is_set()
@@ -62,6 +63,12 @@ def test_watch_prints_only_news_and_knows_when_every_worker_is_connected() -> No
         "[binance] connected",
     ]
     assert watch.describe() == "coinbase connected, binance connected"
+    watch.observe(2, ConnectionState.RECONNECTING, None, "closed by server: code 1001")
+    watch.observe(2, ConnectionState.CONNECTED)
+    assert console.drain() == [
+        "[binance] reconnecting - closed by server: code 1001",
+        "[binance] connected",
+    ]
 
 
 def _alert(exchange_id: int, name: str, symbol: str) -> AlertEvent:

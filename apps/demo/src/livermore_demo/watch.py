@@ -17,6 +17,8 @@ PROGRESS_STEP = 20.0
 
 STATUS_POLL_S = 1.0
 
+_STARTUP = frozenset({ConnectionState.STARTING, ConnectionState.CONNECTING})
+
 
 class WorkerWatch:
     """Tracks each demo worker's state, prints a line when it changes, knows when all connected."""
@@ -37,8 +39,10 @@ class WorkerWatch:
     ) -> None:
         """Record a worker's state (from either source); print it when it says something new."""
         name = self.exchanges.get(exchange_id)
-        if name is None:
-            return
+        if name is None or (
+            self._states.get(exchange_id) is ConnectionState.CONNECTED and state in _STARTUP
+        ):
+            return  # late startup news (the two sources race); a restart passes through idle
         self._states[exchange_id] = state
         key = self._key(exchange_id, state, progress)
         if self._shown.get(exchange_id) != key:
@@ -82,14 +86,12 @@ async def poll_status(store: StatusStore, watch: WorkerWatch) -> None:
     """Feed the workers' status keys into `watch` every second (runs until cancelled).
 
     Lifecycle events carry the transitions; the status key also carries progress between them.
-    Once a worker is connected only its lifecycle events count: a status read a moment before
-    the `connected` event would otherwise show it starting again.
     """
     ids = list(watch.exchanges)
     while True:
         statuses = await store.read_all(ids)
         for exchange_id, status in statuses.items():
-            if status is not None and watch.state(exchange_id) is not ConnectionState.CONNECTED:
+            if status is not None:
                 watch.observe(exchange_id, status.connection_state, status.progress, status.error)
         await asyncio.sleep(STATUS_POLL_S)  # a polling period, not synchronisation
 
