@@ -5,6 +5,7 @@ Shapes follow binance/binance-spot-api-docs rest-api.md and web-socket-streams.m
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from livermore_exchange_sim.binance_wire import (
@@ -159,11 +160,51 @@ _TICKER_EVENTS = {
 }
 
 
+def _ladder(
+    symbol: str, side: str, best: float, best_qty: float, tick: float, levels: int, now_ms: int
+) -> list[list[str]]:
+    """Return `levels` [price, qty] rows walking away from `best` (bids down, asks up).
+
+    Gaps and sizes come from a hash of (symbol, side, level, time): the same time always gives
+    the same book, and the book changes as time moves.
+    """
+    direction = -1.0 if side == "bid" else 1.0
+    rows: list[list[str]] = []
+    price, qty = best, best_qty
+    for level in range(levels):
+        if price <= 0:
+            break
+        rows.append([fmt(price), fmt(round(qty, 8))])
+        noise = zlib.crc32(f"{symbol}:{side}:{level}:{now_ms}".encode())
+        price = round(price + direction * tick * (1 + noise % 3), 10)
+        qty = best_qty * (1.0 + 0.5 * (level + 1)) * (0.5 + (noise >> 8) % 1000 / 1000.0)
+    return rows
+
+
+def depth_event(market: Market, venue: Venue, stream: StreamName, now_ms: int) -> dict[str, Any]:
+    """Return one `<symbol>@depth<levels>` partial book payload around the ticker's best bid/ask.
+
+    The top row of each side equals the ticker's best bid/ask (as `bookTicker` reports them);
+    `lastUpdateId` is the simulated time, so it only grows.
+    """
+    t = market.ticker(venue, stream.symbol, now_ms)
+    asset = market.asset_of(venue, stream.symbol)
+    tick = 10.0 ** -(asset.price_decimals if asset else 2)
+    levels = stream.depth or 5
+    return {
+        "lastUpdateId": now_ms,
+        "bids": _ladder(stream.symbol, "bid", t.best_bid, t.best_bid_qty, tick, levels, now_ms),
+        "asks": _ladder(stream.symbol, "ask", t.best_ask, t.best_ask_qty, tick, levels, now_ms),
+    }
+
+
 def stream_payload(market: Market, venue: Venue, stream: StreamName, now_ms: int) -> dict[str, Any]:
-    """Return the periodic payload of `stream` at `now_ms` (a kline partial or a ticker)."""
+    """Return the periodic payload of `stream` at `now_ms` (a kline partial, ticker or book)."""
     if stream.kind is StreamKind.KLINE:
         bar = market.partial_bar(venue, stream.symbol, stream.interval_ms, now_ms)
         return kline_event(bar, stream.symbol, stream.interval or "", now_ms, closed=False)
+    if stream.kind is StreamKind.DEPTH:
+        return depth_event(market, venue, stream, now_ms)
     return _TICKER_EVENTS[stream.kind](market.ticker(venue, stream.symbol, now_ms), now_ms)
 
 

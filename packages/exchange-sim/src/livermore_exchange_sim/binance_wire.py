@@ -72,6 +72,15 @@ class StreamKind(StrEnum):
     MINI_TICKER = "miniTicker"
     TICKER = "ticker"
     BOOK_TICKER = "bookTicker"
+    DEPTH = "depth"
+    """Partial book depth: `<symbol>@depth<levels>[@100ms|@1000ms]`."""
+
+
+DEPTH_LEVELS = frozenset({5, 10, 20})
+"""Levels a partial book depth stream may ask for."""
+
+DEFAULT_DEPTH_UPDATE_MS = 1000
+"""Partial book depth pushes every second unless the name asks for `@100ms`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,10 @@ class StreamName:
     symbol: str
     kind: StreamKind
     interval: str | None = None
+    depth: int | None = None
+    """Levels per side (partial book depth streams only)."""
+    update_ms: int | None = None
+    """Push cadence in simulated ms (partial book depth streams only)."""
 
     @property
     def interval_ms(self) -> int:
@@ -90,7 +103,10 @@ class StreamName:
         return INTERVAL_MS[self.interval]
 
 
-_STREAM_RE = re.compile(r"^([a-z0-9]{2,20})@(kline_([0-9]+[mhd])|miniTicker|ticker|bookTicker)$")
+_STREAM_RE = re.compile(
+    r"^([a-z0-9]{2,20})@(kline_([0-9]+[mhd])|miniTicker|ticker|bookTicker"
+    r"|depth([0-9]+)(?:@(100|1000)ms)?)$"
+)
 
 
 def parse_stream_name(name: str) -> StreamName | None:
@@ -99,6 +115,12 @@ def parse_stream_name(name: str) -> StreamName | None:
     if match is None:
         return None
     symbol = match.group(1).upper()
+    if match.group(4) is not None:
+        levels = int(match.group(4))
+        if levels not in DEPTH_LEVELS:
+            return None
+        speed = int(match.group(5) or DEFAULT_DEPTH_UPDATE_MS)
+        return StreamName(name, symbol, StreamKind.DEPTH, depth=levels, update_ms=speed)
     interval = match.group(3)
     if interval is not None:
         if interval not in INTERVAL_MS:

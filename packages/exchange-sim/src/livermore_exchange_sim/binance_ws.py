@@ -1,7 +1,8 @@
 """Binance WebSocket streams on the simulator: raw `/ws/<stream>` and combined `/stream?streams=`.
 
 Kline partials go out every `kline_update_ms` of simulated time and every bar that closes gets one
-`"x": true` frame; pacing is in wall time (the clock's speed) with at most one tick per
+`"x": true` frame; partial book depth (`@depth<5|10|20>[@100ms|@1000ms]`) every 1000 or 100 ms
+of simulated time. Pacing is in wall time (the clock's speed) with at most one tick per
 `min_frame_gap_s`, and a tick that falls behind sends every final frame it owes.
 Faults come from the shared `FaultController` inbox; Binance has no sequence numbers, so
 SKIP_SEQUENCE here means "drop the next final kline frame" (the gap a repair must fill).
@@ -237,6 +238,8 @@ class BinanceStreamHub:
 
     def _update_ms(self, stream: StreamName) -> int:
         config = self._state.config
+        if stream.update_ms is not None:  # partial book depth names its own cadence
+            return stream.update_ms
         return (
             config.kline_update_ms if stream.kind is StreamKind.KLINE else config.ticker_update_ms
         )

@@ -6,7 +6,9 @@ covers several simulated seconds): `heartbeats` (counter +1 per tick), `candles`
 snapshot of the last `coinbase_snapshot_candles` buckets newest first, then one update per
 product per tick; when a bucket closes its final values are sent before the next bucket's),
 `ticker`, `ticker_batch`, `market_trades` (every trade as simulated time passes it), `level2`
-(answered on `l2_data`) and `status`. `sequence_num` counts per connection across channels.
+(answered on `l2_data`: a snapshot of a 10-level book around the ticker, then per tick only the
+levels that changed, absolute quantities, "0" for a level that left the book) and `status`.
+`sequence_num` counts per connection across channels.
 The connection is closed (1008) when no subscribe arrives within the configured timeout.
 """
 
@@ -31,6 +33,7 @@ CHANNELS = frozenset(
 )
 AUTH_CHANNELS = frozenset({"user", "futures_balance_summary"})
 _WIRE_CHANNEL = {"level2": "l2_data"}
+_BOOK_DEPTH = 10
 
 
 @dataclass(eq=False)
@@ -45,6 +48,7 @@ class _Connection:
     omit_client_id: bool = False
     candle_start: dict[str, int] = field(default_factory=dict)
     trades_sent_to: dict[str, int] = field(default_factory=dict)
+    book_sent: dict[str, dict[tuple[str, str], str]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -236,7 +240,8 @@ class CoinbaseWs:
             trades = self._trades(conn, products, now, snapshot=snapshot)
             return [{"type": kind, "trades": trades}] if trades else []
         if channel == "level2":
-            return [self._book(p, now, snapshot=snapshot) for p in products]
+            books = [self._book(conn, p, now, snapshot=snapshot) for p in products]
+            return [b for b in books if b["updates"]]
         if channel == "status" and snapshot:
             return [{"type": "snapshot", "products": [self._status(p) for p in products]}]
         return []
@@ -287,13 +292,21 @@ class CoinbaseWs:
             out += [wire.trade(t, product_id, decimals) for t in reversed(recent)]
         return out
 
-    def _book(self, product_id: str, now: int, *, snapshot: bool) -> dict[str, Any]:
+    def _book(
+        self, conn: _Connection, product_id: str, now: int, *, snapshot: bool
+    ) -> dict[str, Any]:
         snap = self._market.ticker(Venue.COINBASE, product_id, now)
-        levels = wire.book_levels(snap, self._decimals(product_id), 10 if snapshot else 2)
+        levels = wire.book_levels(snap, self._decimals(product_id), _BOOK_DEPTH)
+        book = {(side, price): qty for side, price, qty in levels}
+        sent = {} if snapshot else conn.book_sent.get(product_id, {})
+        conn.book_sent[product_id] = book
+        # Updates carry absolute quantities of changed levels; "0" removes a level.
+        changes = [(side, price, "0") for side, price in sorted(sent.keys() - book.keys())]
+        changes += [(s, p, q) for s, p, q in levels if sent.get((s, p)) != q]
         stamp = wire.rfc3339_ns(now)
         updates = [
             {"side": side, "event_time": stamp, "price_level": price, "new_quantity": qty}
-            for side, price, qty in levels
+            for side, price, qty in changes
         ]
         kind = "snapshot" if snapshot else "update"
         return {"type": kind, "product_id": product_id, "updates": updates}
