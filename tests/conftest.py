@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -168,6 +169,77 @@ def spawn_worker(
         if worker.proc.poll() is None:
             worker.proc.kill()
             worker.proc.wait(10)
+
+
+@dataclass
+class ApiProcess:
+    """A running `livermore-api` process serving on `base_url`, and its log file."""
+
+    proc: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+    async def wait_ready(self, within_s: float) -> None:
+        """Return once `/health` answers at all (polling an external process)."""
+        import aiohttp
+
+        deadline = time.monotonic() + within_s
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+            while True:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"livermore-api exited:\n{self.tail()}")
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with http.get(f"{self.base_url}/health"):
+                        return
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"livermore-api not serving after {within_s}s")
+                await asyncio.sleep(0.1)
+
+    def tail(self, lines: int = 40) -> str:
+        """Return the last lines of the api's output."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def spawn_api(
+    redis_settings: RedisSettings, pg_settings: DatabaseSettings, tmp_path: Path
+) -> Iterator[Callable[..., ApiProcess]]:
+    """Start `livermore-api` processes on free ports; every one still alive at teardown is ended."""
+    started: list[ApiProcess] = []
+
+    def spawn(sim: RunningSim | None = None, **extra_env: str) -> ApiProcess:
+        env = worker_env(redis_settings, pg_settings, sim.env if sim else None)
+        env.update(extra_env)
+        port = _free_port()
+        log_path = tmp_path / f"api-{len(started)}.log"
+        with log_path.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "livermore_api", "--host", "127.0.0.1", "--port", str(port)],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        api = ApiProcess(proc, f"http://127.0.0.1:{port}", log_path)
+        started.append(api)
+        return api
+
+    yield spawn
+    for api in started:
+        if api.proc.poll() is None:
+            api.proc.terminate()
+            try:
+                api.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                api.proc.kill()
+                api.proc.wait(10)
 
 
 @dataclass

@@ -72,7 +72,11 @@ function progressOf(worker) {
   if (!worker.status) return { percent: 0, label: worker.liveness };
   if (worker.state === "connected") return { percent: 100, label: "connected" };
   const progress = worker.status.progress;
-  if (!progress) return { percent: 0, label: worker.state };
+  // A stopped or failed worker reports phase "idle": show its state (and error), not "idle 0%".
+  if (!progress || progress.phase === "idle") {
+    const error = worker.state === "error" && worker.status.error ? `: ${worker.status.error}` : "";
+    return { percent: 0, label: `${worker.state}${error}` };
+  }
   const item = progress.current_item ? ` · ${progress.current_item}` : "";
   return { percent: progress.percent, label: `${progress.phase} ${Math.round(progress.percent)}%${item}` };
 }
