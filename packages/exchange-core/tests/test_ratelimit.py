@@ -1,4 +1,5 @@
 import asyncio
+import itertools
 import time
 
 import pytest
@@ -23,6 +24,18 @@ class ManualClock:
         return self.now
 
 
+def _schedule(
+    limiter: SpacingLimiter | WeightWindowLimiter, clock: ManualClock, costs: list[float]
+) -> list[float]:
+    """Drive `poll()` like `acquire()` does, advancing the manual clock instead of sleeping."""
+    starts = []
+    for cost in costs:
+        while (wait := limiter.poll(cost)) > 0:
+            clock.now += wait
+        starts.append(clock.now)
+    return starts
+
+
 def _max_in_any_window(starts: list[float], weights: list[float], window: float) -> float:
     best = 0.0
     for i, start in enumerate(starts):
@@ -35,8 +48,8 @@ def _max_in_any_window(starts: list[float], weights: list[float], window: float)
 def test_spacing_limiter_spaces_requests_evenly_under_the_rate() -> None:
     clock = ManualClock()
     limiter = SpacingLimiter(10.0, safety=0.9, clock=clock)
-    starts = [limiter.reserve() for _ in range(50)]
-    gaps = {round(b - a, 9) for a, b in zip(starts, starts[1:], strict=False)}
+    starts = _schedule(limiter, clock, [1.0] * 50)
+    gaps = {round(b - a, 9) for a, b in itertools.pairwise(starts)}
     assert gaps == {round(1 / 9.0, 9)}
     # In any 1 s window, never more than the published 10.
     assert _max_in_any_window(starts, [1.0] * 50, 1.0) <= 10
@@ -45,18 +58,20 @@ def test_spacing_limiter_spaces_requests_evenly_under_the_rate() -> None:
 def test_spacing_limiter_pause_moves_every_later_reservation() -> None:
     clock = ManualClock()
     limiter = SpacingLimiter(10.0, safety=1.0, clock=clock)
-    limiter.reserve()
+    begin = clock.now
+    _schedule(limiter, clock, [1.0])
     limiter.pause(5.0)
-    assert limiter.reserve() >= clock.now + 5.0
+    assert _schedule(limiter, clock, [1.0]) == [pytest.approx(begin + 5.0)]
 
 
 def test_weight_window_never_exceeds_budget_in_any_trailing_window() -> None:
     clock = ManualClock()
-    limiter = WeightWindowLimiter([WindowRule(100, 60.0)], safety=0.9, clock=clock)
-    starts = [limiter.reserve(2) for _ in range(200)]
+    limiter = WeightWindowLimiter([WindowRule(100, 60.0)], safety=0.9, margin_s=0.0, clock=clock)
+    begin = clock.now
+    starts = _schedule(limiter, clock, [2.0] * 200)
     # The first 45 requests (90 weight) go at once; then one window later, and so on.
-    assert starts[:45] == [clock.now] * 45
-    assert starts[45] == pytest.approx(clock.now + 60.0)
+    assert starts[:45] == [begin] * 45
+    assert starts[45] == pytest.approx(begin + 60.0)
     assert _max_in_any_window(starts, [2.0] * 200, 60.0) <= 90
     assert starts == sorted(starts)
 
@@ -64,20 +79,23 @@ def test_weight_window_never_exceeds_budget_in_any_trailing_window() -> None:
 def test_weight_window_respects_raw_request_rule_too() -> None:
     clock = ManualClock()
     rules = [WindowRule(1000, 60.0), WindowRule(10, 1.0, counts_weight=False)]
-    limiter = WeightWindowLimiter(rules, safety=1.0, clock=clock)
-    starts = [limiter.reserve(1) for _ in range(25)]
+    limiter = WeightWindowLimiter(rules, safety=1.0, margin_s=0.0, clock=clock)
+    begin = clock.now
+    starts = _schedule(limiter, clock, [1.0] * 25)
     assert _max_in_any_window(starts, [1.0] * 25, 1.0) <= 10
-    assert starts[-1] == pytest.approx(clock.now + 2.0)
+    assert starts[-1] == pytest.approx(begin + 2.0)
 
 
 def test_used_weight_feedback_slows_down_for_foreign_usage() -> None:
     clock = ManualClock()
-    limiter = WeightWindowLimiter([WindowRule(100, 60.0)], safety=1.0, clock=clock)
-    limiter.reserve(10)
+    limiter = WeightWindowLimiter([WindowRule(100, 60.0)], safety=1.0, margin_s=0.0, clock=clock)
+    begin = clock.now
+    _schedule(limiter, clock, [10.0])
     # The server says 80 are used in its window: 70 came from someone else.
     limiter.observe_used(80, 60.0)
-    assert limiter.reserve(10) == clock.now
-    assert limiter.reserve(20) == pytest.approx(clock.now + 60.0)
+    assert _schedule(limiter, clock, [10.0]) == [begin]
+    limiter.observe_used(90, 60.0)  # agrees with us now: nothing more is added
+    assert _schedule(limiter, clock, [20.0]) == [pytest.approx(begin + 60.0)]
     # A lower figure (its fixed window reset) never loosens our own accounting.
     limiter.observe_used(0, 60.0)
 
@@ -94,13 +112,15 @@ def test_rules_from_exchange_info() -> None:
     ]
 
 
-async def test_acquire_waits_for_a_pause_set_after_reservation() -> None:
-    limiter = SpacingLimiter(1000.0)
+async def test_acquire_waits_for_a_pause_set_while_waiting() -> None:
+    limiter = SpacingLimiter(5.0)
+    await limiter.acquire()
     start = time.monotonic()
-    waiter = asyncio.create_task(limiter.acquire())
-    limiter.pause(0.2)
+    waiter = asyncio.create_task(limiter.acquire())  # would go after 0.2 s
+    await asyncio.sleep(0)
+    limiter.pause(0.4)
     await asyncio.wait_for(waiter, 2.0)
-    assert time.monotonic() - start >= 0.19
+    assert time.monotonic() - start >= 0.39
 
 
 async def test_acquire_paces_concurrent_callers_at_the_rate() -> None:

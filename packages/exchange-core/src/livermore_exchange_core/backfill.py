@@ -91,22 +91,25 @@ class FetchPlan:
 def plan_series(
     cached_closed_open_times: Sequence[int], latest_closed_ms: int, count: int, step_ms: int
 ) -> FetchPlan | None:
-    """Return what to fetch so the series holds `count` closed bars up to `latest_closed_ms`.
+    """Return what to fetch so the series spans `count` closed bars up to `latest_closed_ms`.
 
-    None when the cache is complete and fresh; the missing tail when it holds enough bars but ends
-    early; the whole newest window otherwise.
+    Coverage is measured as a span of bar slots, not a number of bars, because Coinbase omits
+    buckets without trades (holes inside the span are the gap repairer's job). None when the
+    cache spans enough and is fresh; the missing tail when it spans enough but ends early; the
+    whole newest window otherwise.
     """
     end = latest_closed_ms + step_ms
     window = FetchPlan(end - count * step_ms, end)
     if not cached_closed_open_times:
         return window
     newest = max(cached_closed_open_times)
-    if len(cached_closed_open_times) >= count:
-        if newest >= latest_closed_ms:
-            return None
-        tail = FetchPlan(newest + step_ms, end)
-        return tail if (tail.end_ms - tail.start_ms) // step_ms < count else window
-    return window
+    span = (newest - min(cached_closed_open_times)) // step_ms + 1
+    if span < count:
+        return window
+    if newest >= latest_closed_ms:
+        return None
+    tail = FetchPlan(newest + step_ms, end)
+    return tail if (tail.end_ms - tail.start_ms) // step_ms < count else window
 
 
 class StartupBackfill:

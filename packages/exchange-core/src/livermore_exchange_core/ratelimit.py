@@ -1,19 +1,20 @@
 """One REST rate limiter per exchange per process, shared by every caller.
 
-Both limiters work by *reservation*: `acquire()` books the earliest moment the request may start
-without any await in between, then sleeps until it. That keeps grants FIFO without an asyncio.Lock
-(so a limiter is not tied to one event loop) and makes the schedule exact.
+Both limiters record a request at the moment it is actually let through (not at a booked future
+slot), so an event loop that stalls for a moment delays requests but can never bunch them up:
+the server sees at most what we counted. `acquire()` polls: grant now, or sleep until the earliest
+moment the request could fit and ask again (no asyncio.Lock, so a limiter is not tied to a loop).
 
-- `SpacingLimiter` (Coinbase public, 10 req/s): requests are spaced evenly at a rate a little under
-  the limit (GCRA with a burst of one), which stays legal under any server-side window model
-  (fixed, sliding or token bucket) even with some network jitter.
-- `WeightWindowLimiter` (Binance): the summed request weight in any trailing window stays under
-  each `WindowRule` (from exchangeInfo `rateLimits`). A sliding window on our side is never looser
-  than the server's fixed window of the same length. `X-MBX-USED-WEIGHT-1M` feedback adds the weight
-  the server saw but we did not send (another process on the IP, drift) so we slow down in time.
+- `SpacingLimiter` (Coinbase public, 10 req/s): requests at least `1 / (rate * safety)` apart,
+  which stays legal under any server-side window model (fixed, sliding or token bucket).
+- `WeightWindowLimiter` (Binance): the summed request weight in any trailing window (plus a small
+  margin for the request's trip to the server) stays under each `WindowRule` (from exchangeInfo
+  `rateLimits`). A sliding window on our side is never looser than the server's fixed window of the
+  same length. `X-MBX-USED-WEIGHT-1M` feedback adds the weight the server saw but we did not send
+  (another process on the IP, drift), so we slow down in time.
 
 `pause(seconds)` (a 429/418 `Retry-After`) makes every caller wait, including those already
-holding a reservation.
+waiting for their turn.
 """
 
 from __future__ import annotations
@@ -72,41 +73,43 @@ class _Pausable:
         """The clock value before which no request starts."""
         return self._paused_until
 
-    async def _wait_until(self, moment: float) -> bool:
-        """Sleep until `moment`; return whether no pause was set meanwhile."""
-        delay = moment - self._clock()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        return self._clock() >= self._paused_until
+    async def _acquire(self, cost: float) -> None:
+        wait = self.poll(cost)
+        while wait > 0:
+            # The wait is computed, not a guess: the earliest moment the request can fit.
+            await asyncio.sleep(wait)
+            wait = self.poll(cost)
+
+    def poll(self, cost: float = 1.0) -> float:
+        """Grant `cost` now and return 0, or return the seconds to wait before asking again."""
+        raise NotImplementedError
 
 
 class SpacingLimiter(_Pausable):
-    """Evenly spaced requests at `rate_per_s * safety` (GCRA, burst `burst`)."""
+    """Requests spaced at least `1 / (rate_per_s * safety)` apart, measured at release."""
 
-    def __init__(
-        self, rate_per_s: float, *, safety: float = 0.92, burst: int = 1, clock: Clock | None = None
-    ) -> None:
+    def __init__(self, rate_per_s: float, *, safety: float = 0.92, clock: Clock | None = None):
         super().__init__(clock or time.monotonic)
-        if rate_per_s <= 0 or not 0 < safety <= 1 or burst < 1:
-            raise ValueError("rate_per_s > 0, 0 < safety <= 1 and burst >= 1 are required")
+        if rate_per_s <= 0 or not 0 < safety <= 1:
+            raise ValueError("rate_per_s > 0 and 0 < safety <= 1 are required")
         self.rate_per_s = rate_per_s * safety
         self._interval = 1.0 / self.rate_per_s
-        self._tolerance = (burst - 1) * self._interval
-        self._tat = 0.0
+        self._next = float("-inf")
         self.granted = 0
 
-    def reserve(self, cost: float = 1.0) -> float:
-        """Book the next slot for `cost` and return the clock value at which it starts."""
+    def poll(self, cost: float = 1.0) -> float:
+        """Grant now (spacing and pause allow it) and return 0, else the seconds to wait."""
         now = self._clock()
-        start = max(now, self._tat - self._tolerance, self._paused_until)
-        self._tat = max(self._tat, start) + self._interval * cost
-        return start
+        ready = max(self._next, self._paused_until)
+        if now < ready:
+            return ready - now
+        self._next = now + self._interval * cost
+        self.granted += 1
+        return 0.0
 
     async def acquire(self, cost: float = 1.0) -> None:
-        """Wait for the next free slot (and for any pause), then return."""
-        while not await self._wait_until(self.reserve(cost)):
-            continue
-        self.granted += 1
+        """Wait until this request may start (spacing and any pause), then return."""
+        await self._acquire(cost)
 
     def observe_used(self, used: float, window_s: float) -> None:
         """Coinbase publishes no usage header on public endpoints; nothing to correct."""
@@ -121,36 +124,42 @@ class WindowRule:
     counts_weight: bool = True
 
 
+_FEEDBACK_SLACK_FRACTION = 1 / 30
+"""Share of a window (2 s of a minute) by which the server's count may lag ours."""
+
 _INTERVAL_S: dict[str, float] = {"SECOND": 1.0, "MINUTE": 60.0, "HOUR": 3600.0, "DAY": 86400.0}
 
 
 class _Window:
-    def __init__(self, rule: WindowRule, safety: float, time_scale: float) -> None:
+    def __init__(self, rule: WindowRule, safety: float, time_scale: float, margin_s: float):
         self.rule = rule
+        # An entry counts for window + margin: the server stamps it on arrival, a bit later.
         self.window_s = rule.window_s / time_scale
+        self.span_s = self.window_s + margin_s
         self.budget = rule.limit * safety
         self.times: list[float] = []
         self.units: list[float] = []
         self.total = 0.0
 
-    def earliest(self, start: float, units: float) -> float:
-        # Reservations only move forward, so entries that age out now stay out for good.
-        cutoff_index = 0
-        while self.total + units > self.budget and cutoff_index < len(self.times):
-            start = max(start, self.times[cutoff_index] + self.window_s)
-            self.total -= self.units[cutoff_index]
-            cutoff_index += 1
-        self._drop(cutoff_index)
-        expired = bisect.bisect_right(self.times, start - self.window_s)
-        for index in range(expired):
-            self.total -= self.units[index]
-        self._drop(expired)
-        return start
-
-    def _drop(self, count: int) -> None:
+    def _expire(self, now: float) -> None:
+        count = bisect.bisect_right(self.times, now - self.span_s)
         if count:
+            self.total -= sum(self.units[:count])
             del self.times[:count]
             del self.units[:count]
+
+    def wait_for(self, now: float, units: float) -> float:
+        """Return 0 when `units` fit now, else the seconds until enough entries expire."""
+        self._expire(now)
+        excess = self.total + units - self.budget
+        if excess <= 0:
+            return 0.0
+        freed = 0.0
+        for moment, spent in zip(self.times, self.units, strict=True):
+            freed += spent
+            if freed >= excess:
+                return moment + self.span_s - now
+        return self.span_s
 
     def record(self, moment: float, units: float) -> None:
         index = bisect.bisect_right(self.times, moment)
@@ -158,10 +167,9 @@ class _Window:
         self.units.insert(index, units)
         self.total += units
 
-    def used_at(self, moment: float) -> float:
-        low = bisect.bisect_right(self.times, moment - self.window_s)
-        high = bisect.bisect_right(self.times, moment)
-        return sum(self.units[low:high])
+    def used_within(self, now: float, slack: float) -> float:
+        low = bisect.bisect_right(self.times, now - self.window_s - slack)
+        return sum(self.units[low:])
 
 
 def rules_from_exchange_info(rate_limits: list[dict[str, object]]) -> list[WindowRule]:
@@ -186,6 +194,7 @@ class WeightWindowLimiter(_Pausable):
         *,
         safety: float = 0.95,
         time_scale: float = 1.0,
+        margin_s: float = 0.05,
         clock: Clock | None = None,
     ) -> None:
         super().__init__(clock or time.monotonic)
@@ -195,16 +204,19 @@ class WeightWindowLimiter(_Pausable):
         # Windows last rule.window_s / time_scale local seconds: 1.0 for a real exchange; more
         # for a simulator whose rate-limit windows are configured shorter than the published ones.
         self._time_scale = time_scale
-        self._windows = [_Window(rule, safety, time_scale) for rule in rules]
-        self._last_start = 0.0
+        self._margin_s = margin_s
+        self._windows = [self._window(rule) for rule in rules]
         self.granted = 0
         self.weight_granted = 0.0
+
+    def _window(self, rule: WindowRule) -> _Window:
+        return _Window(rule, self._safety, self._time_scale, self._margin_s)
 
     def configure(self, rules: list[WindowRule]) -> None:
         """Replace the rules (from exchangeInfo), keeping what was already spent."""
         weights = [w for w in self._windows if w.rule.counts_weight]
         spent = list(zip(weights[0].times, weights[0].units, strict=True)) if weights else []
-        self._windows = [_Window(rule, self._safety, self._time_scale) for rule in rules]
+        self._windows = [self._window(rule) for rule in rules]
         for moment, units in spent:
             for window in self._windows:
                 window.record(moment, units if window.rule.counts_weight else 1.0)
@@ -214,35 +226,37 @@ class WeightWindowLimiter(_Pausable):
         """The rules in force."""
         return [window.rule for window in self._windows]
 
-    def reserve(self, weight: float = 1.0) -> float:
-        """Book the earliest start for `weight` in every window and return that clock value."""
-        start = max(self._clock(), self._paused_until, self._last_start)
-        for _ in range(len(self._windows) + 1):
-            moved = start
-            for window in self._windows:
-                units = weight if window.rule.counts_weight else 1.0
-                moved = window.earliest(moved, units)
-            if moved == start:
-                break
-            start = moved
+    def poll(self, cost: float = 1.0) -> float:
+        """Grant `cost` now (it fits every window, no pause) and return 0, else the wait."""
+        now = self._clock()
+        if now < self._paused_until:
+            return self._paused_until - now
+        waits = [
+            window.wait_for(now, cost if window.rule.counts_weight else 1.0)
+            for window in self._windows
+        ]
+        wait = max(waits, default=0.0)
+        if wait > 0:
+            return wait
         for window in self._windows:
-            window.record(start, weight if window.rule.counts_weight else 1.0)
-        self._last_start = start
-        return start
+            window.record(now, cost if window.rule.counts_weight else 1.0)
+        self.granted += 1
+        self.weight_granted += cost
+        return 0.0
 
     async def acquire(self, cost: float = 1.0) -> None:
         """Wait until `cost` weight fits every window (and any pause is over), then return."""
-        while not await self._wait_until(self.reserve(cost)):
-            continue
-        self.granted += 1
-        self.weight_granted += cost
+        await self._acquire(cost)
 
     def observe_used(self, used: float, window_s: float) -> None:
         """Account for server-seen weight we did not send (never lowers our own count)."""
         now = self._clock()
         for window in self._windows:
             if window.rule.counts_weight and abs(window.rule.window_s - window_s) < 1e-6:
-                missing = used - window.used_at(now)
+                # The server may still count what just left our window: only weight beyond
+                # that is foreign.
+                slack = _FEEDBACK_SLACK_FRACTION * window.window_s + self._margin_s
+                missing = used - window.used_within(now, slack)
                 if missing > 0:
                     window.record(now, missing)
 

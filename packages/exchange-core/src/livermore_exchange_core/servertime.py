@@ -9,6 +9,7 @@ can hide a just-closed bar for a moment but can never store an unfinished bar as
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
@@ -36,10 +37,21 @@ class ServerClock:
         self._monotonic = monotonic
         self._anchor_server_ms: int | None = None
         self._anchor_mono = 0.0
+        self._inflight: asyncio.Future[int] | None = None
         self.syncs = 0
 
     async def sync(self) -> int:
-        """Fetch the exchange time now and anchor the estimate to it."""
+        """Fetch the exchange time now and anchor the estimate to it (one fetch for all callers)."""
+        if self._inflight is not None:
+            return await asyncio.shield(self._inflight)
+        self._inflight = asyncio.ensure_future(self._sync_once())
+        try:
+            return await asyncio.shield(self._inflight)
+        finally:
+            if self._inflight is not None and self._inflight.done():
+                self._inflight = None
+
+    async def _sync_once(self) -> int:
         before = self._monotonic()
         server_ms = await self._fetch()
         after = self._monotonic()

@@ -12,6 +12,7 @@ pause every caller for `Retry-After`, and 451 is a `GeoBlockedError` that names 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import random
@@ -74,6 +75,7 @@ class BinanceRestClient:
         self._limiter = limiter or rate_limiter_for(config.name, config.limits)
         self._rng = rng or random.Random()
         self._limits_loaded = False
+        self._limits_lock: asyncio.Lock | None = None
         self.clock = ServerClock(self._fetch_server_time, rate=clock_rate)
         self.requests = 0
 
@@ -188,6 +190,15 @@ class BinanceRestClient:
         self._limits_loaded = True
         return info
 
+    async def _load_limits(self) -> None:
+        # One exchangeInfo (weight 20) per client, however many callers arrive at once.
+        if self._limits_loaded:
+            return
+        self._limits_lock = self._limits_lock or asyncio.Lock()
+        async with self._limits_lock:
+            if not self._limits_loaded:
+                await self.exchange_info()
+
     async def get_candles(
         self,
         symbol: str,
@@ -205,8 +216,7 @@ class BinanceRestClient:
             GeoBlockedError: HTTP 451 (binance.com from a restricted location).
         """
         interval = parsing.INTERVAL[timeframe]
-        if not self._limits_loaded:
-            await self.exchange_info()
+        await self._load_limits()
         now = await self.clock.now_ms()
         closed_before = now - self.clock.grace_ms
         wanted = resolve_range(
