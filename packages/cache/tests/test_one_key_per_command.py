@@ -106,6 +106,8 @@ async def test_every_cache_command_touches_one_key(redis: Redis) -> None:
         lambda: tickers.read_many(1, ["BTC-USD", "ETH-USD"]),
         lambda: tickers.latest_price(1, "BTC-USD"),
         lambda: books.write(book),
+        lambda: books.write_many([book, book.model_copy(update={"symbol": "ETH-USD"})]),
+        lambda: books.delete(1, ["BTC-USD", "ETH-USD"]),
         lambda: status.write(conn),
         lambda: status.heartbeat(1, NOW),
         lambda: status.read_all([1, 2]),

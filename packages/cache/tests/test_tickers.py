@@ -46,3 +46,24 @@ async def test_orderbook_written_with_30s_ttl(redis: Redis) -> None:
     assert 25 <= await redis.ttl("orderbook:2:BTCUSDT") <= 30
     assert await cache.read(2, "BTCUSDT") == book
     assert await cache.read(2, "ETHUSDT") is None
+
+
+async def test_orderbooks_written_in_one_batch_and_deleted(redis: Redis) -> None:
+    cache = OrderBookCache(redis, CacheSettings(orderbook_ttl_s=20))
+    books = [
+        OrderBookTop(
+            exchange_id=2,
+            symbol=symbol,
+            bids=[OrderBookLevel(price=99.5, quantity=2.0)],
+            asks=[OrderBookLevel(price=100.5, quantity=1.0)],
+            timestamp=7,
+        )
+        for symbol in ("BTCUSDT", "ETHUSDT")
+    ]
+    assert await cache.write_many(books) == 2
+    assert await cache.write_many([]) == 0
+    assert 15 <= await redis.ttl("orderbook:2:ETHUSDT") <= 20
+    assert await cache.read(2, "ETHUSDT") == books[1]
+    assert await cache.delete(2, ["BTCUSDT", "ETHUSDT", "SOLUSDT"]) == 2
+    assert await cache.delete(2, []) == 0
+    assert await cache.read(2, "BTCUSDT") is None

@@ -10,7 +10,7 @@ from typing import Any
 
 from livermore_cache.candles import CandleCache
 from livermore_cache.pubsub import Publisher
-from livermore_cache.tickers import TickerCache
+from livermore_cache.tickers import OrderBookCache, TickerCache
 from livermore_exchange_core.base import RestClient
 from livermore_exchange_core.clock import ExchangeClock
 from livermore_exchange_core.pipeline import CandlePipeline, ClosedCandleHook
@@ -49,6 +49,8 @@ async def wired_pipeline(
     repairer: Any,
     hook: ClosedCandleHook | None = None,
     rest_lag_ms: int = 3_000,
+    order_books: OrderBookCache | None = None,
+    book_flush_s: float = 0.25,
 ) -> AsyncIterator[Wired]:
     settings = CacheSettings()
     candles = CandleCache(redis, settings)
@@ -64,6 +66,8 @@ async def wired_pipeline(
         on_closed_candle=hook,
         ticker_flush_s=0.05,
         rest_lag_ms=rest_lag_ms,
+        order_books=order_books,
+        book_flush_s=book_flush_s,
     )
     runner = asyncio.get_running_loop().create_task(pipeline.run())
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from livermore_cache import keys
@@ -57,6 +57,30 @@ class OrderBookCache:
         """Store a book top with the order-book TTL."""
         key = keys.orderbook_key(book.exchange_id, book.symbol)
         await self._redis.set(key, book.model_dump_json(), ex=self._ttl)
+
+    async def write_many(self, books: Iterable[OrderBookTop]) -> int:
+        """Store several book tops in one round trip (one SET per key); return how many."""
+        pipe = self._redis.pipeline(transaction=False)
+        count = 0
+        for book in books:
+            key = keys.orderbook_key(book.exchange_id, book.symbol)
+            pipe.set(key, book.model_dump_json(), ex=self._ttl)
+            count += 1
+        if count:
+            await pipe.execute()
+        return count
+
+    async def delete(self, exchange_id: int, symbols: Iterable[str]) -> int:
+        """Delete the book tops of `symbols` (one DEL per key); return how many existed."""
+        pipe = self._redis.pipeline(transaction=False)
+        count = 0
+        for symbol in symbols:
+            pipe.delete(keys.orderbook_key(exchange_id, symbol))
+            count += 1
+        if not count:
+            return 0
+        results: list[Any] = await pipe.execute()
+        return sum(int(r) for r in results)
 
     async def read(self, exchange_id: int, symbol: str) -> OrderBookTop | None:
         """Return the book top, or None when absent or expired."""

@@ -107,6 +107,9 @@ class RestClient(Protocol):
 class ExchangeAdapter(abc.ABC):
     """A live market-data stream of one exchange: closed candles, tickers, gaps and lifecycle.
 
+    Order books are a separate, optional subscription (`subscribe_order_books`): the top levels
+    of each subscribed symbol's level-2 book go to the sink's `on_order_book`.
+
     Everything read is delivered, in stream order, to the `MarketDataSink` given at construction.
     `connect()` starts the connection(s) and returns; they reconnect by themselves until
     `close()`. Subscriptions survive reconnects. Market time comes from the exchange's own
@@ -124,6 +127,19 @@ class ExchangeAdapter(abc.ABC):
     @abc.abstractmethod
     async def unsubscribe(self, symbols: Iterable[str], timeframes: Iterable[Timeframe]) -> None:
         """Stop streaming `symbols` x `timeframes` (tickers stop with a symbol's last timeframe)."""
+
+    @abc.abstractmethod
+    async def subscribe_order_books(self, symbols: Iterable[str]) -> None:
+        """Stream the top levels of `symbols`' order books (kept across reconnects)."""
+
+    @abc.abstractmethod
+    async def unsubscribe_order_books(self, symbols: Iterable[str]) -> None:
+        """Stop streaming the order books of `symbols`; no book of theirs is delivered after."""
+
+    @property
+    @abc.abstractmethod
+    def order_book_symbols(self) -> frozenset[str]:
+        """The symbols whose order books are streamed."""
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -1,7 +1,8 @@
 """What a streaming adapter reports besides market data: lifecycle changes and gap notices.
 
-Adapters deliver closed `Candle`s, `Ticker`s, `GapNotice`s and `AdapterLifecycle`s to a
-`MarketDataSink` (in a worker, the `CandlePipeline`), in the order the exchange produced them.
+Adapters deliver closed `Candle`s, `Ticker`s, `OrderBookTop`s (only for symbols whose order books
+were subscribed), `GapNotice`s and `AdapterLifecycle`s to a `MarketDataSink` (in a worker, the
+`CandlePipeline`), in the order the exchange produced them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from livermore_schema.enums import ConnectionState, Timeframe
-from livermore_schema.market import Candle, Ticker
+from livermore_schema.market import Candle, OrderBookTop, Ticker
 from livermore_schema.status import LifecycleEvent
 
 
@@ -102,6 +103,14 @@ class MarketDataSink(Protocol):
     def on_ticker(self, ticker: Ticker) -> None:
         """Take the latest ticker of a symbol (may be coalesced; must not block)."""
         ...
+
+    def on_order_book(self, book: OrderBookTop) -> None:
+        """Take the latest top levels of a symbol's book (may be coalesced; must not block).
+
+        Called only for symbols passed to `subscribe_order_books`; a sink that subclasses this
+        protocol and never subscribes one inherits this no-op.
+        """
+        return None
 
     async def on_gap(self, notice: GapNotice) -> None:
         """Take a gap notice; later bars of that series must wait for its repair."""

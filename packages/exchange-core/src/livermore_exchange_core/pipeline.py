@@ -8,6 +8,8 @@ Each series is delivered once per bar and in open-time order. A `GapNotice` clos
 series: later live bars wait while the missing range is fetched over REST, then the repaired bars
 and the waiting live bars go through the same path, oldest first. Tickers are coalesced (latest
 per symbol) and flushed every `ticker_flush_s`: a trader needs the latest price, not every match.
+Order-book tops are coalesced the same way and written to `OrderBookCache` (TTL 30 s) at most
+every `book_flush_s` per symbol; `on_order_book` itself is one dict store.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -24,7 +26,7 @@ import structlog
 
 from livermore_cache.candles import CandleCache
 from livermore_cache.pubsub import Publisher
-from livermore_cache.tickers import TickerCache
+from livermore_cache.tickers import OrderBookCache, TickerCache
 from livermore_exchange_core.backoff import Backoff, BackoffPolicy
 from livermore_exchange_core.clock import ExchangeClock
 from livermore_exchange_core.errors import (
@@ -34,7 +36,7 @@ from livermore_exchange_core.errors import (
 )
 from livermore_exchange_core.events import AdapterLifecycle, GapNotice
 from livermore_schema.enums import Timeframe
-from livermore_schema.market import Candle, Ticker
+from livermore_schema.market import Candle, OrderBookTop, Ticker
 from livermore_schema.timeframes import duration_ms
 
 log = structlog.get_logger(__name__)
@@ -76,6 +78,7 @@ class PipelineStats:
     repairs: int = 0
     repair_failures: int = 0
     tickers_flushed: int = 0
+    books_flushed: int = 0
 
 
 _STOP = object()
@@ -99,6 +102,8 @@ class CandlePipeline:
         user_id: int | None = None,
         tier2_users: Mapping[str, int] | None = None,
         ticker_flush_s: float = 0.25,
+        order_books: OrderBookCache | None = None,
+        book_flush_s: float = 0.25,
         repair_backoff: BackoffPolicy | None = None,
         rest_lag_ms: int = 3_000,
         max_concurrent_repairs: int = 16,
@@ -115,6 +120,8 @@ class CandlePipeline:
         self._user_id = user_id
         self.tier2_users: dict[str, int] = dict(tier2_users or {})
         self._flush_s = ticker_flush_s
+        self._books = order_books
+        self._book_flush_s = book_flush_s
         self._rest_lag_ms = rest_lag_ms
         # A reconnect gates every series at once; repairs share Redis and the REST limiter.
         self._repair_slots = asyncio.Semaphore(max_concurrent_repairs)
@@ -128,6 +135,9 @@ class CandlePipeline:
         self._gates_open.set()
         self._pending_tickers: dict[str, Ticker] = {}
         self._ticker_ready = asyncio.Event()
+        self._pending_books: dict[str, OrderBookTop] = {}
+        self._book_ready = asyncio.Event()
+        self._book_writes = asyncio.Lock()
         self._repairs: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self.stats = PipelineStats()
@@ -144,6 +154,26 @@ class CandlePipeline:
         self._pending_tickers[ticker.symbol] = ticker
         self._ticker_ready.set()
 
+    def on_order_book(self, book: OrderBookTop) -> None:
+        """Keep the latest book top of its symbol for the next flush (dropped without a cache)."""
+        if self._books is not None:
+            self._pending_books[book.symbol] = book
+            self._book_ready.set()
+
+    async def drop_order_books(self, symbols: Iterable[str]) -> int:
+        """Forget unwritten tops of `symbols`, then delete their keys; return how many existed.
+
+        Call it after the adapter stopped their books: a write already in flight finishes first,
+        so no key comes back once this returns.
+        """
+        names = list(symbols)
+        for symbol in names:
+            self._pending_books.pop(symbol, None)
+        if self._books is None:
+            return 0
+        async with self._book_writes:
+            return await self._books.delete(self._exchange_id, names)
+
     async def on_gap(self, notice: GapNotice) -> None:
         """Queue a gap notice (it gates its series from here on)."""
         await self._queue.put(notice)
@@ -159,8 +189,16 @@ class CandlePipeline:
         return self._last.get((symbol, timeframe))
 
     async def run(self) -> None:
-        """Process queued items and flush tickers until `stop()`."""
-        flusher = asyncio.get_running_loop().create_task(self._flush_tickers())
+        """Process queued items and flush tickers and book tops until `stop()`."""
+        loop = asyncio.get_running_loop()
+        flushers = [
+            loop.create_task(
+                self._flush_every(self._ticker_ready, self._flush_s, self._tickers_out)
+            ),
+            loop.create_task(
+                self._flush_every(self._book_ready, self._book_flush_s, self._books_out)
+            ),
+        ]
         try:
             while True:
                 item = await self._queue.get()
@@ -175,7 +213,8 @@ class CandlePipeline:
         finally:
             self._stopping.set()
             self._ticker_ready.set()
-            await flusher
+            self._book_ready.set()
+            await asyncio.gather(*flushers)
             for task in list(self._repairs):
                 task.cancel()
             for task in list(self._repairs):
@@ -330,22 +369,38 @@ class CandlePipeline:
         if not self._gates:
             self._gates_open.set()
 
-    # ------------------------------------------------------------------ tickers, lifecycle
+    # ------------------------------------------------------------------ tickers, books, lifecycle
 
-    async def _flush_tickers(self) -> None:
+    async def _flush_every(
+        self, ready: asyncio.Event, interval_s: float, flush: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Once something is pending, wait `interval_s` (coalescing), then flush; until stopped."""
         while not self._stopping.is_set():
-            await self._ticker_ready.wait()
-            self._ticker_ready.clear()
+            await ready.wait()
+            ready.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._flush_s)
-            batch, self._pending_tickers = self._pending_tickers, {}
-            for ticker in batch.values():
-                try:
-                    await self._tickers.write(ticker)
-                    await self._publisher.publish_ticker(ticker)
-                except Exception:
-                    self._log.exception("pipeline.ticker_failed", symbol=ticker.symbol)
-            self.stats.tickers_flushed += len(batch)
+                await asyncio.wait_for(self._stopping.wait(), interval_s)
+            await flush()
+
+    async def _tickers_out(self) -> None:
+        batch, self._pending_tickers = self._pending_tickers, {}
+        for ticker in batch.values():
+            try:
+                await self._tickers.write(ticker)
+                await self._publisher.publish_ticker(ticker)
+            except Exception:
+                self._log.exception("pipeline.ticker_failed", symbol=ticker.symbol)
+        self.stats.tickers_flushed += len(batch)
+
+    async def _books_out(self) -> None:
+        if self._books is None:
+            return
+        async with self._book_writes:
+            batch, self._pending_books = self._pending_books, {}
+            try:
+                self.stats.books_flushed += await self._books.write_many(batch.values())
+            except Exception:
+                self._log.exception("pipeline.books_failed", symbols=sorted(batch)[:20])
 
     async def _publish_lifecycle(self, event: AdapterLifecycle) -> None:
         payload = event.to_event(self._exchange_id, self._exchange_name, datetime.now(UTC))

@@ -15,6 +15,11 @@ paced under 5 messages/s per connection. A bar is closed when `k.x` is true. Eac
 times must follow one another: a jump (a reconnect, a lost or malformed frame) becomes a
 `GapNotice` before any later bar, and the first frame of a series asks the pipeline to close the
 gap since the last bar it holds (a restart).
+
+Order books: `subscribe_order_books` adds `<sym>@depth<book_depth>@100ms` partial book streams
+(the top levels whole, ten times a second), placed and paced like every other stream. A payload
+names neither its symbol nor a time, so the stream name gives the symbol and the exchange clock
+stamps it; a `lastUpdateId` that does not advance is dropped.
 """
 
 from __future__ import annotations
@@ -37,13 +42,16 @@ from livermore_exchange_core.adapters.binance.messages import (
     TIMEFRAME_INTERVALS,
     KlineMessage,
     MiniTickerMessage,
+    PartialDepthMessage,
     combined_stream_url,
+    depth_stream,
     kline_stream,
     mini_ticker_stream,
 )
 from livermore_exchange_core.adapters.binance.parsing import (
     parse_ws_kline,
     parse_ws_mini_ticker,
+    parse_ws_partial_depth,
 )
 from livermore_exchange_core.base import ExchangeAdapter
 from livermore_exchange_core.clock import ExchangeClock
@@ -92,6 +100,7 @@ class BinanceAdapter(ExchangeAdapter):
         attempt_limiter: ConnectionAttemptLimiter | None = None,
         max_streams_per_connection: int | None = None,
         streams_per_message: int = 100,
+        book_depth: int = 10,
         rng: random.Random | None = None,
         clock: ExchangeClock | None = None,
     ) -> None:
@@ -107,6 +116,11 @@ class BinanceAdapter(ExchangeAdapter):
         self._clock = clock or ExchangeClock()
         self._series: dict[tuple[str, str], _Series] = {}
         self._tickers: set[str] = set()
+        depth_stream("x", book_depth)  # fail at construction on an unsupported depth
+        self._book_depth = book_depth
+        self._depth_symbols: dict[str, str] = {}
+        """Partial depth stream name -> symbol."""
+        self._depth_ids: dict[str, int] = {}
         self._connections: list[_Connection] = []
         self._request_ids = itertools.count(1)
         self._running = False
@@ -129,6 +143,11 @@ class BinanceAdapter(ExchangeAdapter):
     def connection_count(self) -> int:
         """Return how many stream connections the subscriptions need."""
         return len(self._connections)
+
+    @property
+    def order_book_symbols(self) -> frozenset[str]:
+        """The symbols whose partial depth streams are subscribed."""
+        return frozenset(self._depth_symbols.values())
 
     def exchange_time_ms(self) -> int:
         """Return the latest event time `E` seen."""
@@ -169,6 +188,9 @@ class BinanceAdapter(ExchangeAdapter):
             if symbol not in self._tickers:
                 self._tickers.add(symbol)
                 wanted.append(mini_ticker_stream(symbol))
+        await self._add_streams(wanted)
+
+    async def _add_streams(self, wanted: list[str]) -> None:
         touched = self._place(wanted)
         for conn in touched:
             if self._running and conn.task is None:
@@ -190,6 +212,29 @@ class BinanceAdapter(ExchangeAdapter):
             ):
                 self._tickers.discard(symbol)
                 dropped.add(mini_ticker_stream(symbol))
+        await self._drop_streams(dropped)
+
+    async def subscribe_order_books(self, symbols: Iterable[str]) -> None:
+        """Add a partial depth stream (`book_depth` levels, every 100 ms) per symbol."""
+        wanted: list[str] = []
+        for symbol in (s.upper() for s in symbols):
+            stream = depth_stream(symbol, self._book_depth)
+            if stream not in self._depth_symbols:
+                self._depth_symbols[stream] = symbol
+                wanted.append(stream)
+        await self._add_streams(wanted)
+
+    async def unsubscribe_order_books(self, symbols: Iterable[str]) -> None:
+        """Remove the symbols' partial depth streams; their frames still in flight are dropped."""
+        dropped: set[str] = set()
+        for symbol in (s.upper() for s in symbols):
+            stream = depth_stream(symbol, self._book_depth)
+            if self._depth_symbols.pop(stream, None) is not None:
+                self._depth_ids.pop(symbol, None)
+                dropped.add(stream)
+        await self._drop_streams(dropped)
+
+    async def _drop_streams(self, dropped: set[str]) -> None:
         for conn in self._connections:
             gone = conn.streams & dropped
             conn.streams -= gone
@@ -263,6 +308,8 @@ class BinanceAdapter(ExchangeAdapter):
         handler = self._handlers.get(data.get("e"))
         if handler is not None:
             await handler(conn, data)
+        elif "lastUpdateId" in data:  # partial book depth carries no event type
+            self._on_depth(frame.get("stream", ""), data)
 
     async def _on_control(self, conn: _Connection, frame: dict[str, Any]) -> None:
         if "code" in frame and frame.get("code") is not None:
@@ -307,6 +354,18 @@ class BinanceAdapter(ExchangeAdapter):
             self._sink.on_ticker(
                 parse_ws_mini_ticker(data, self._config.exchange_id, self._exchange)
             )
+
+    def _on_depth(self, stream: str, data: PartialDepthMessage) -> None:
+        symbol = self._depth_symbols.get(stream)
+        if symbol is None:
+            return  # unsubscribed while the frame was in flight
+        update_id = data["lastUpdateId"]
+        if update_id <= self._depth_ids.get(symbol, -1):
+            return
+        self._depth_ids[symbol] = update_id
+        top = parse_ws_partial_depth(data, symbol, self._config.exchange_id, self._clock.now_ms())
+        if top is not None:
+            self._sink.on_order_book(top)
 
     async def _on_server_shutdown(self, conn: _Connection, data: dict[str, Any]) -> None:
         self._log.info("binance.server_shutdown", socket=conn.socket.label)

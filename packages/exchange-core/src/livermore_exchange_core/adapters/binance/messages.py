@@ -7,7 +7,7 @@ Reference: https://github.com/binance/binance-spot-api-docs/blob/master/web-sock
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 from livermore_schema.enums import Timeframe
 
@@ -71,6 +71,19 @@ class MiniTickerMessage(TypedDict):
     q: str
 
 
+class PartialDepthMessage(TypedDict):
+    """`<symbol>@depth<levels>[@100ms]` payload: the top levels whole, best first.
+
+    It names neither the symbol nor an event time: the combined stream's `stream` says which
+    symbol, and the adapter stamps it with the exchange clock.
+    """
+
+    lastUpdateId: int
+    bids: list[list[str]]
+    asks: list[list[str]]
+    E: NotRequired[int]
+
+
 class ServerShutdownMessage(TypedDict):
     """Sent before maintenance; the connection will be closed."""
 
@@ -94,6 +107,25 @@ def kline_stream(symbol: str, timeframe: Timeframe) -> str:
 def mini_ticker_stream(symbol: str) -> str:
     """Return the stream name of a symbol's mini ticker (`btcusdt@miniTicker`)."""
     return f"{symbol.lower()}@miniTicker"
+
+
+DEPTH_LEVELS = frozenset({5, 10, 20})
+"""Levels a partial book depth stream serves."""
+
+DEPTH_SPEED_MS = 100
+"""Push cadence we ask for (`@100ms`; without it the stream pushes every second)."""
+
+
+def depth_stream(symbol: str, levels: int, speed_ms: int = DEPTH_SPEED_MS) -> str:
+    """Return the partial book depth stream of a symbol (`btcusdt@depth10@100ms`).
+
+    Raises:
+        ValueError: `levels` is not 5, 10 or 20.
+    """
+    if levels not in DEPTH_LEVELS:
+        raise ValueError(f"Binance partial depth serves 5, 10 or 20 levels, not {levels}")
+    suffix = "" if speed_ms == 1000 else f"@{speed_ms}ms"
+    return f"{symbol.lower()}@depth{levels}{suffix}"
 
 
 def combined_stream_url(ws_base_url: str) -> str:

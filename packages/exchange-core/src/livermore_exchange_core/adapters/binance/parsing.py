@@ -18,10 +18,12 @@ from livermore_exchange_core.adapters.binance.messages import (
     INTERVAL_TIMEFRAMES,
     KlineMessage,
     MiniTickerMessage,
+    PartialDepthMessage,
 )
 from livermore_exchange_core.base import Balance, ProductInfo
+from livermore_exchange_core.orderbook import Level, book_top, is_crossed
 from livermore_schema.enums import CandleSource, Timeframe
-from livermore_schema.market import Candle, Ticker
+from livermore_schema.market import Candle, OrderBookTop, Ticker
 from livermore_schema.timeframes import close_time_ms, duration_ms
 
 log = structlog.get_logger(__name__)
@@ -246,3 +248,25 @@ def parse_ws_mini_ticker(message: MiniTickerMessage, exchange_id: int, exchange:
         low_24h=float(message["l"]) or None,
         timestamp=message["E"],
     )
+
+
+def _levels(rows: Sequence[Sequence[str]], *, descending: bool) -> list[Level]:
+    levels = [(float(row[0]), float(row[1])) for row in rows]
+    levels = [level for level in levels if level[0] > 0 and level[1] > 0]
+    levels.sort(reverse=descending)  # Binance sends them sorted; ten floats cost nothing
+    return levels
+
+
+def parse_ws_partial_depth(
+    message: PartialDepthMessage, symbol: str, exchange_id: int, timestamp_ms: int
+) -> OrderBookTop | None:
+    """Return the book top of a partial depth payload; None when a side is empty or crossed.
+
+    `symbol` comes from the combined stream's name and `timestamp_ms` from the exchange clock:
+    the payload carries neither.
+    """
+    bids = _levels(message["bids"], descending=True)
+    asks = _levels(message["asks"], descending=False)
+    if not bids or not asks or is_crossed(bids, asks):
+        return None
+    return book_top(exchange_id, symbol, bids, asks, message.get("E", timestamp_ms))

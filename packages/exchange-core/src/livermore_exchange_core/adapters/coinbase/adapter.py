@@ -10,12 +10,15 @@ covers what we need; REST still goes through the SDK-based client.
 Channels (one per subscribe message, paced under Coinbase's 8 messages/s): `heartbeats` keeps the
 subscriptions open and the exchange clock moving; `candles` gives 5m bars (upserted by `start`,
 closed by a later `start` or on exchange time); `market_trades` builds 1m bars; `ticker` gives
-tickers. 15m/1h/4h/1d come from the boundary REST service on each 5m close.
+tickers. 15m/1h/4h/1d come from the boundary REST service on each 5m close. `level2` (frames on
+`l2_data`) is subscribed only for the symbols given to `subscribe_order_books`; `Level2Books`
+keeps their local books and the top `book_depth` levels go to the sink after every event.
 
 Loss detection: the envelope `sequence_num` counts per connection, and `heartbeat_counter`
 counts heartbeats; a jump in either, or a new connection, means frames were lost. The bars that
 could be incomplete are dropped from the stream (`taint`) and a `GapNotice` per series asks the
-pipeline to fetch them over REST before any later bar of that series.
+pipeline to fetch them over REST before any later bar of that series. The same loss makes every
+local order book suspect: they are emptied and `level2` is resubscribed for fresh snapshots.
 """
 
 from __future__ import annotations
@@ -29,10 +32,13 @@ from typing import Any
 
 import structlog
 
+from livermore_exchange_core.adapters.coinbase.level2 import Level2Books
 from livermore_exchange_core.adapters.coinbase.messages import (
     CANDLES,
     CANDLES_TIMEFRAME,
     HEARTBEATS,
+    L2_DATA,
+    LEVEL2,
     MARKET_TRADES,
     STREAMED_TIMEFRAMES,
     SUBSCRIPTIONS,
@@ -40,6 +46,7 @@ from livermore_exchange_core.adapters.coinbase.messages import (
     TICKER_BATCH,
     TRADES_TIMEFRAME,
     Envelope,
+    L2Event,
     subscribe_message,
 )
 from livermore_exchange_core.adapters.coinbase.minute_bars import (
@@ -81,6 +88,7 @@ class CoinbaseAdapter(ExchangeAdapter):
         trade_grace_ms: int = 2_000,
         candle_grace_ms: int = 5_000,
         products_per_message: int = 100,
+        book_depth: int = 10,
         rng: random.Random | None = None,
         clock: ExchangeClock | None = None,
     ) -> None:
@@ -98,6 +106,7 @@ class CoinbaseAdapter(ExchangeAdapter):
         }
         self._series: dict[str, set[Timeframe]] = {}
         self._per_message = products_per_message
+        self._l2 = Level2Books(config.exchange_id, depth=book_depth)
         self._socket = ReconnectingWebSocket(
             config.ws_url,
             label=self._exchange,
@@ -120,8 +129,10 @@ class CoinbaseAdapter(ExchangeAdapter):
             TICKER_BATCH: self._on_tickers,
             HEARTBEATS: self._on_heartbeats,
             SUBSCRIPTIONS: self._on_subscriptions,
+            L2_DATA: self._on_level2,
         }
         self.gaps_detected = 0
+        self.book_resyncs = 0
         self._log = log.bind(exchange=self._exchange)
 
     # ------------------------------------------------------------------ ExchangeAdapter
@@ -140,6 +151,11 @@ class CoinbaseAdapter(ExchangeAdapter):
     def clock(self) -> ExchangeClock:
         """The exchange clock, advanced by envelope and heartbeat times."""
         return self._clock
+
+    @property
+    def order_book_symbols(self) -> frozenset[str]:
+        """The products whose `level2` books are kept."""
+        return self._l2.symbols
 
     def exchange_time_ms(self) -> int:
         """Return the latest exchange time seen."""
@@ -202,6 +218,20 @@ class CoinbaseAdapter(ExchangeAdapter):
             with contextlib.suppress(TransientNetworkError):
                 await self._send_channels(dropped, unsubscribe=True)
 
+    async def subscribe_order_books(self, symbols: Iterable[str]) -> None:
+        """Subscribe `level2` for `symbols`; each book is delivered from its snapshot on."""
+        added = self._l2.add(symbols)
+        if added and self._socket.is_open and self._subscribed:
+            with contextlib.suppress(TransientNetworkError):  # the next open resubscribes
+                await self._send_channel(LEVEL2, added, unsubscribe=False)
+
+    async def unsubscribe_order_books(self, symbols: Iterable[str]) -> None:
+        """Unsubscribe `level2` for `symbols` and drop their books (nothing more is delivered)."""
+        removed = self._l2.remove(symbols)
+        if removed and self._socket.is_open:
+            with contextlib.suppress(TransientNetworkError):
+                await self._send_channel(LEVEL2, removed, unsubscribe=True)
+
     # ------------------------------------------------------------------ connection
 
     async def _on_open(self) -> None:
@@ -213,17 +243,22 @@ class CoinbaseAdapter(ExchangeAdapter):
         self._awaiting = {MARKET_TRADES: TRADES_TIMEFRAME, CANDLES: CANDLES_TIMEFRAME}
         for book in self._books.values():
             book.drop_open_bars()  # built by a lost connection: they may lack its last frames
+        self._l2.unsync_all()  # the new connection sends every book's snapshot again
         await self._socket.send(json.dumps(subscribe_message(HEARTBEATS, [])))
         await self._send_channels(sorted(self._series), unsubscribe=False)
+        await self._send_channel(LEVEL2, sorted(self._l2.symbols), unsubscribe=False)
         self._subscribed = True
 
     async def _send_channels(self, products: list[str], *, unsubscribe: bool) -> None:
         for channel in _DATA_CHANNELS:
-            for start in range(0, len(products), self._per_message):
-                chunk = products[start : start + self._per_message]
-                await self._socket.send(
-                    json.dumps(subscribe_message(channel, chunk, unsubscribe=unsubscribe))
-                )
+            await self._send_channel(channel, products, unsubscribe=unsubscribe)
+
+    async def _send_channel(self, channel: str, products: list[str], *, unsubscribe: bool) -> None:
+        for start in range(0, len(products), self._per_message):
+            chunk = products[start : start + self._per_message]
+            await self._socket.send(
+                json.dumps(subscribe_message(channel, chunk, unsubscribe=unsubscribe))
+            )
 
     # ------------------------------------------------------------------ frames
 
@@ -240,6 +275,7 @@ class CoinbaseAdapter(ExchangeAdapter):
         if sequence is not None and self._next_seq is not None and sequence > self._next_seq:
             reason = f"sequence {self._next_seq}->{sequence}"
             await self._taint(now, self._books, fresh=False, reason=reason)
+            await self._resync_books(reason)
         if sequence is not None:
             self._next_seq = max(sequence + 1, self._next_seq or 0)
         if channel in self._awaiting and not await self._start_channel(channel, now):
@@ -275,6 +311,7 @@ class CoinbaseAdapter(ExchangeAdapter):
             if expected is not None and counter > expected:
                 reason = f"heartbeat {expected}->{counter}"
                 await self._taint(self._clock.now_ms(), self._books, fresh=False, reason=reason)
+                await self._resync_books(reason)
 
     async def _on_candles(self, events: list[dict[str, Any]], now: int) -> None:
         upsert = self._fives.upsert
@@ -314,6 +351,27 @@ class CoinbaseAdapter(ExchangeAdapter):
                     self._sink.on_ticker(
                         parse_ws_ticker(item, now, self._config.exchange_id, self._exchange)
                     )
+
+    async def _on_level2(self, events: list[dict[str, Any]], now: int) -> None:
+        l2_events: list[L2Event] = events  # type: ignore[assignment]
+        tops, broken = self._l2.apply(l2_events, now)
+        on_order_book = self._sink.on_order_book
+        for top in tops:
+            on_order_book(top)
+        if broken:
+            await self._resync_books("crossed order book")
+
+    async def _resync_books(self, reason: str) -> None:
+        """Empty every local book and resubscribe `level2`: each answers with a fresh snapshot."""
+        products = sorted(self._l2.symbols)
+        if not products or not self._subscribed:
+            return  # an opening connection subscribes (and snapshots) every book anyway
+        self._l2.unsync_all()
+        self.book_resyncs += 1
+        self._log.warning("coinbase.book_resync", reason=reason, products=len(products))
+        with contextlib.suppress(TransientNetworkError):  # a lost connection resubscribes all
+            await self._send_channel(LEVEL2, products, unsubscribe=True)
+            await self._send_channel(LEVEL2, products, unsubscribe=False)
 
     async def _close_due(self) -> None:
         now = self._clock.now_ms()

@@ -17,6 +17,9 @@ MARKET_TRADES = "market_trades"
 TICKER = "ticker"
 TICKER_BATCH = "ticker_batch"
 SUBSCRIPTIONS = "subscriptions"
+LEVEL2 = "level2"
+"""Subscribed as `level2`; its frames arrive on `L2_DATA`."""
+L2_DATA = "l2_data"
 
 CANDLES_TIMEFRAME = Timeframe.M5
 """The only granularity of the `candles` channel."""
@@ -73,6 +76,23 @@ class WsTicker(TypedDict):
     price_percent_chg_24_h: str
     best_bid: NotRequired[str]
     best_ask: NotRequired[str]
+
+
+class WsL2Update(TypedDict):
+    """One level of an `l2_data` event: `new_quantity` is absolute, "0" removes the level."""
+
+    side: str
+    event_time: str
+    price_level: str
+    new_quantity: str
+
+
+class L2Event(TypedDict):
+    """One `l2_data` event: a whole-book `snapshot` or the levels that changed (`update`)."""
+
+    type: str
+    product_id: str
+    updates: list[WsL2Update]
 
 
 class HeartbeatEvent(TypedDict):

@@ -8,15 +8,16 @@ simply missing. REST functions live at the top; the streaming adapter's frame pa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from pydantic import ValidationError
 
-from livermore_exchange_core.adapters.coinbase.messages import WsCandle, WsTicker
+from livermore_exchange_core.adapters.coinbase.messages import WsCandle, WsL2Update, WsTicker
 from livermore_exchange_core.base import Balance, ProductInfo
+from livermore_exchange_core.orderbook import LocalOrderBook
 from livermore_schema.enums import CandleSource, Timeframe
 from livermore_schema.market import Candle, Ticker
 from livermore_schema.timeframes import close_time_ms, duration_ms
@@ -265,3 +266,16 @@ def parse_ws_ticker(item: WsTicker, timestamp_ms: int, exchange_id: int, exchang
         low_24h=_positive(item.get("low_24_h")),
         timestamp=timestamp_ms,
     )
+
+
+def apply_l2_updates(book: LocalOrderBook, updates: Iterable[WsL2Update]) -> None:
+    """Apply the levels of one `l2_data` event to `book`.
+
+    `side` is `bid` or `offer`; `new_quantity` is the level's absolute size and "0" removes it.
+    """
+    setters = {"bid": book.set_bid, "offer": book.set_ask}
+    for update in updates:
+        setter = setters.get(update["side"])
+        price = float(update["price_level"])
+        if setter is not None and price > 0:
+            setter(price, float(update["new_quantity"]))
