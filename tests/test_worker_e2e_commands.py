@@ -102,8 +102,6 @@ async def test_every_command_type_and_a_command_sent_during_a_restart(
     back = _ok(await _send(bus, _cmd(SwitchModeCommand, {"mode": "position-monitor"})), "switched")
     assert set(back["added"]) == {"1h", "4h", "1d"}
     await poll_until(lambda: _true("btcusdt@kline_4h" in binance_streams(sim)), 10, "4h back")
-    orderbook = await _send(bus, _cmd(SwitchModeCommand, {"mode": "scalper-orderbook"}))
-    assert orderbook.status is ResponseStatus.ERROR and "level-2" in orderbook.message
 
     added = _ok(await _send(bus, _cmd(AddSymbolCommand, {"symbol": "solusdt"})), "added")
     assert added["total_symbols"] == 3

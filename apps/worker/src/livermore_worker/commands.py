@@ -111,19 +111,23 @@ class WorkerCommands:
             }
 
     async def switch_mode(self, command: Command) -> dict[str, Any]:
-        """Switch mode; while streaming, (un)subscribe only the timeframes that differ."""
+        """Switch mode; while streaming, (un)subscribe only the timeframes and books that differ.
+
+        `order_books_added` / `order_books_removed` list the symbols whose order books started or
+        stopped (scalper-orderbook); stopped books have their `orderbook:` keys deleted.
+        """
         assert isinstance(command, SwitchModeCommand)
         mode = command.payload.mode
         async with self._w.op_lock:
             if mode is self._w.running.mode:
                 return {"status": "already_running", "mode": mode.value}
             profile = mode_profile(mode, self._w.services.worker_settings.alert_cooldown_s)
-            if profile.orderbook:
-                raise CommandFailed(
-                    "scalper-orderbook needs level-2 order-book streaming, which the "
-                    "exchange-core adapters do not provide yet"
-                )
-            changed: dict[str, list[str]] = {"added": [], "removed": []}
+            changed: dict[str, list[str]] = {
+                "added": [],
+                "removed": [],
+                "order_books_added": [],
+                "order_books_removed": [],
+            }
             if self._w.session is not None:
                 names = [s.symbol for s in self._w.running.symbols]
                 changed = await self._w.session.switch(profile, names)

@@ -5,6 +5,10 @@ candle pipeline, adapter, indicator calculator, alert evaluator and, on Coinbase
 service. The data path is the pipeline's: adapter -> closed candle -> cache -> publish -> (hook)
 indicator -> cache -> publish -> alert evaluation -> publish. Everything long-lived (Redis, the
 database, the alert history writer) belongs to the worker and is passed in as `Services`.
+
+In `scalper-orderbook` mode the adapter also streams every symbol's order book, whose top levels
+the pipeline writes to `orderbook:` keys (TTL 30 s); leaving the mode (or removing a symbol)
+unsubscribes them and deletes the keys at once rather than leaving stale books to expire.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from livermore_cache.client import RedisClient
 from livermore_cache.indicators import IndicatorCache
 from livermore_cache.pubsub import Publisher
 from livermore_cache.scan import delete_matching
-from livermore_cache.tickers import TickerCache
+from livermore_cache.tickers import OrderBookCache, TickerCache
 from livermore_exchange_core.alerts.evaluator import AlertEvaluator, AlertSink
 from livermore_exchange_core.backfill import BackfillProgress, BackfillReport, StartupBackfill
 from livermore_exchange_core.base import RestClient
@@ -126,6 +130,7 @@ class StreamingSession:
             on_lifecycle=self._on_lifecycle,
             user_id=services.user_id,
             tier2_users=self._tier2,
+            order_books=OrderBookCache(services.redis, services.cache_settings),
         )
         self.adapter = create_adapter(self._exchange, self.pipeline, clock=self.clock)
         self.boundary: BoundaryRestService | None = None
@@ -160,6 +165,8 @@ class StreamingSession:
         """Run the pipeline in `group`, open the stream and subscribe."""
         self._pipeline_task = group.create_task(self.pipeline.run(), name="pipeline")
         await self.adapter.subscribe(symbols, self.profile.timeframes)
+        if self.profile.orderbook:
+            await self.adapter.subscribe_order_books(symbols)
         await self.adapter.connect()
 
     def start_boundary(self, symbols: Sequence[str]) -> bool:
@@ -185,6 +192,8 @@ class StreamingSession:
         report = await self.backfill(names, lambda _: None)
         await self.warmup(names, lambda *_: None)
         await self.adapter.subscribe(names, self.profile.timeframes)
+        if self.profile.orderbook:
+            await self.adapter.subscribe_order_books(names)
         self._refresh_boundary()
         return report
 
@@ -192,6 +201,7 @@ class StreamingSession:
         """Unsubscribe symbols and forget their indicator state."""
         names = list(symbols)
         await self.adapter.unsubscribe(names, RUNTIME_TIMEFRAMES)
+        await self._stop_order_books(names)
         for symbol in names:
             for timeframe in RUNTIME_TIMEFRAMES:
                 self.calculator.reset(symbol, timeframe)
@@ -200,22 +210,33 @@ class StreamingSession:
         self._refresh_boundary()
 
     async def switch(self, profile: ModeProfile, symbols: Sequence[str]) -> dict[str, list[str]]:
-        """Apply a new mode: subscribe only the added timeframes, unsubscribe only the dropped."""
+        """Apply a new mode: (un)subscribe only the timeframes and order books that differ."""
         old, new = set(self.profile.timeframes), set(profile.timeframes)
         added = [tf for tf in profile.timeframes if tf not in old]
         dropped = [tf for tf in self.profile.timeframes if tf not in new]
+        books_on = sorted(symbols) if profile.orderbook and not self.profile.orderbook else []
+        books_off = sorted(symbols) if self.profile.orderbook and not profile.orderbook else []
         self.profile = profile
         self.evaluator = self._evaluator(profile)
+        if books_off:
+            await self._stop_order_books(books_off)
         if dropped:
             await self.adapter.unsubscribe(symbols, dropped)
         if added:
             await self.backfill(symbols, lambda _: None)
             await self.warmup(symbols, lambda *_: None)
             await self.adapter.subscribe(symbols, added)
-        if self.boundary is not None:  # its timeframes changed: a new service, old waves finish
+        if books_on:
+            await self.adapter.subscribe_order_books(books_on)
+        if self.boundary is not None and (added or dropped):  # a new service, old waves finish
             previous, self.boundary = self.boundary, self._boundary(symbols)
             await previous.drain()
-        return {"added": [tf.value for tf in added], "removed": [tf.value for tf in dropped]}
+        return {
+            "added": [tf.value for tf in added],
+            "removed": [tf.value for tf in dropped],
+            "order_books_added": books_on,
+            "order_books_removed": books_off,
+        }
 
     async def force_backfill(self, symbol: str, timeframes: Sequence[Timeframe]) -> int:
         """Refetch the newest bars of a symbol over REST and re-warm its indicators."""
@@ -246,6 +267,13 @@ class StreamingSession:
             self._pipeline_task = None
 
     # ------------------------------------------------------------------ internals
+
+    async def _stop_order_books(self, symbols: list[str]) -> None:
+        """Unsubscribe the books, then delete their keys (no stale book outlives the mode)."""
+        streamed = [s for s in symbols if s in self.adapter.order_book_symbols]
+        if streamed:
+            await self.adapter.unsubscribe_order_books(streamed)
+            await self.pipeline.drop_order_books(streamed)
 
     def _evaluator(self, profile: ModeProfile) -> AlertEvaluator:
         return AlertEvaluator(
