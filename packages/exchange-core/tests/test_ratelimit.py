@@ -147,3 +147,14 @@ def test_registry_gives_one_limiter_per_exchange() -> None:
         assert isinstance(limited, SpacingLimiter)
     finally:
         reset_rate_limiters()
+
+
+def test_settle_moves_a_request_to_its_answer_so_late_sends_never_undercount() -> None:
+    clock = ManualClock()
+    limiter = WeightWindowLimiter([WindowRule(10, 60.0)], safety=1.0, margin_s=0.0, clock=clock)
+    begin = clock.now
+    assert limiter.poll(10) == 0.0
+    clock.now += 5.0  # the event loop was busy: the answer came 5 s after the grant
+    limiter.settle(begin, 10)
+    # The entry now expires 60 s after the answer, not after the grant.
+    assert limiter.poll(1) == pytest.approx(60.0)

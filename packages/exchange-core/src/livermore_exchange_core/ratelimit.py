@@ -35,8 +35,12 @@ Clock = Callable[[], float]
 class RateLimiter(Protocol):
     """What a REST client needs from its exchange's limiter."""
 
-    async def acquire(self, cost: float = 1.0) -> None:
-        """Wait until a request of `cost` (weight or 1) may start, and account for it."""
+    async def acquire(self, cost: float = 1.0) -> float:
+        """Wait until a request of `cost` (weight or 1) may start; return the grant moment."""
+        ...
+
+    def settle(self, granted_at: float, cost: float = 1.0) -> None:
+        """Re-stamp a granted request when its answer arrives (the server counted it by then)."""
         ...
 
     def pause(self, seconds: float) -> None:
@@ -53,6 +57,7 @@ class _Pausable:
         self._clock = clock
         self._paused_until = 0.0
         self._pause_listeners: list[Callable[[float], None]] = []
+        self._last_grant = 0.0
         self.pauses = 0
 
     def add_pause_listener(self, listener: Callable[[float], None]) -> None:
@@ -73,12 +78,16 @@ class _Pausable:
         """The clock value before which no request starts."""
         return self._paused_until
 
-    async def _acquire(self, cost: float) -> None:
+    async def _acquire(self, cost: float) -> float:
         wait = self.poll(cost)
         while wait > 0:
             # The wait is computed, not a guess: the earliest moment the request can fit.
             await asyncio.sleep(wait)
             wait = self.poll(cost)
+        return self._last_grant
+
+    def settle(self, granted_at: float, cost: float = 1.0) -> None:
+        """Re-stamp a granted request at its answer (no-op unless the limiter keeps windows)."""
 
     def poll(self, cost: float = 1.0) -> float:
         """Grant `cost` now and return 0, or return the seconds to wait before asking again."""
@@ -104,12 +113,13 @@ class SpacingLimiter(_Pausable):
         if now < ready:
             return ready - now
         self._next = now + self._interval * cost
+        self._last_grant = now
         self.granted += 1
         return 0.0
 
-    async def acquire(self, cost: float = 1.0) -> None:
-        """Wait until this request may start (spacing and any pause), then return."""
-        await self._acquire(cost)
+    async def acquire(self, cost: float = 1.0) -> float:
+        """Wait until this request may start (spacing and any pause); return the grant moment."""
+        return await self._acquire(cost)
 
     def observe_used(self, used: float, window_s: float) -> None:
         """Coinbase publishes no usage header on public endpoints; nothing to correct."""
@@ -166,6 +176,17 @@ class _Window:
         self.times.insert(index, moment)
         self.units.insert(index, units)
         self.total += units
+
+    def move(self, moment: float, units: float, new_moment: float) -> None:
+        index = bisect.bisect_left(self.times, moment)
+        while index < len(self.times) and self.times[index] == moment:
+            if self.units[index] == units:
+                del self.times[index]
+                del self.units[index]
+                self.total -= units
+                self.record(new_moment, units)
+                return
+            index += 1
 
     def used_within(self, now: float, slack: float) -> float:
         low = bisect.bisect_right(self.times, now - self.window_s - slack)
@@ -240,13 +261,24 @@ class WeightWindowLimiter(_Pausable):
             return wait
         for window in self._windows:
             window.record(now, cost if window.rule.counts_weight else 1.0)
+        self._last_grant = now
         self.granted += 1
         self.weight_granted += cost
         return 0.0
 
-    async def acquire(self, cost: float = 1.0) -> None:
-        """Wait until `cost` weight fits every window (and any pause is over), then return."""
-        await self._acquire(cost)
+    async def acquire(self, cost: float = 1.0) -> float:
+        """Wait until `cost` weight fits every window (and any pause); return the grant moment."""
+        return await self._acquire(cost)
+
+    def settle(self, granted_at: float, cost: float = 1.0) -> None:
+        """Move a request's entry from its grant to now (its answer has arrived).
+
+        The server stamped it somewhere in between; counting it until `now + window` can only
+        over-count, so a loaded event loop (a late send) can never make us under-count.
+        """
+        now = self._clock()
+        for window in self._windows:
+            window.move(granted_at, cost if window.rule.counts_weight else 1.0, now)
 
     def observe_used(self, used: float, window_s: float) -> None:
         """Account for server-seen weight we did not send (never lowers our own count)."""

@@ -110,10 +110,13 @@ class BinanceRestClient:
             headers: dict[str, str] = {}
             if signed:
                 query, headers = await self._sign(query)
-            await self._limiter.acquire(weight)
+            granted_at = await self._limiter.acquire(weight)
             self.requests += 1
             full = f"{url}?{urlencode(query)}" if query else url
-            reply = await http_get(self._http(), full, headers=headers, exchange=self._name)
+            try:
+                reply = await http_get(self._http(), full, headers=headers, exchange=self._name)
+            finally:
+                self._limiter.settle(granted_at, weight)
             used = reply.header_float(parsing.USED_WEIGHT_HEADER)
             if used is not None:
                 self._limiter.observe_used(used, 60.0)
