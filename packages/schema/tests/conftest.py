@@ -65,3 +65,23 @@ def closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+@pytest.fixture(scope="module")
+def private_db(pg_server_settings: DatabaseSettings) -> Iterator[DatabaseSettings]:
+    """A migrated, seeded database private to one test module.
+
+    The session-wide `pg_settings` database is shared with every other member's tests, so
+    tests that count rows of a table need a database of their own.
+    """
+    from livermore_schema.db import upgrade
+
+    name = f"livermore_schema_t_{uuid.uuid4().hex[:12]}"
+    with admin_connect(pg_server_settings) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    settings = pg_server_settings.model_copy(update={"name": name})
+    try:
+        upgrade(settings)
+        yield settings
+    finally:
+        drop_database(pg_server_settings, name)

@@ -25,9 +25,9 @@ from livermore_schema.tables import (
 
 
 @pytest.fixture
-def session(pg_settings: DatabaseSettings) -> Iterator[Session]:
-    """A session whose work is rolled back, so the shared session database stays seeded only."""
-    engine = create_engine(pg_settings)
+def session(private_db: DatabaseSettings) -> Iterator[Session]:
+    """A session whose work is rolled back, on a database no other test module writes to."""
+    engine = create_engine(private_db)
     conn = engine.connect()
     outer = conn.begin()
     db = Session(bind=conn, join_transaction_mode="create_savepoint")
