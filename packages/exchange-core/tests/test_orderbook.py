@@ -65,19 +65,17 @@ def test_coinbase_snapshot_then_update_gives_sorted_tops() -> None:
     tops, broken = books.apply(frame("coinbase", "ws_l2_data_snapshot")["events"], T0)
     assert not broken and len(tops) == 1
     top = tops[0]
-    assert (top.exchange_id, top.symbol, top.timestamp) == (1, "BTC-USD", T0)
-    assert [(b.price, b.quantity) for b in top.bids] == [
-        (68900.0, 1.5),
-        (68899.5, 0.75),
-        (68899.0, 2.3),
-    ]
-    assert [a.price for a in top.asks] == [68901.0, 68901.5, 68902.0]
+    assert (top.exchange_id, top.symbol, top.timestamp_ms) == (1, "BTC-USD", T0)
+    assert top.bids == [(68900.0, 1.5), (68899.5, 0.75), (68899.0, 2.3)]
+    assert [price for price, _ in top.asks] == [68901.0, 68901.5, 68902.0]
 
     tops, broken = books.apply(update, T0 + 1_000)
     top = tops[0]
-    assert top.bids[0].price == 68900.0 and top.bids[0].quantity == 2.0  # absolute, not added
-    assert [a.price for a in top.asks] == [68901.5, 68902.0]  # "0.00000000" removed 68901
-    assert top.model_dump()["bids"][0] == {"price": 68900.0, "quantity": 2.0}
+    assert top.bids[0] == (68900.0, 2.0)  # absolute, not added
+    assert [price for price, _ in top.asks] == [68901.5, 68902.0]  # "0.00000000" removed 68901
+    model = top.to_model()
+    assert (model.exchange_id, model.symbol, model.timestamp) == (1, "BTC-USD", T0 + 1_000)
+    assert model.model_dump()["bids"][0] == {"price": 68900.0, "quantity": 2.0}
 
 
 def test_coinbase_crossed_book_is_dropped_and_reported() -> None:
@@ -103,9 +101,11 @@ def test_binance_partial_depth_frame_becomes_a_book_top() -> None:
     assert wrapped["stream"] == depth_stream("BNBBTC", 5)
     top = parse_ws_partial_depth(wrapped["data"], "BNBBTC", 2, T0)
     assert top is not None
-    assert (top.exchange_id, top.symbol, top.timestamp) == (2, "BNBBTC", T0)
-    assert [(b.price, b.quantity) for b in top.bids] == [(0.0024, 10.0), (0.0023, 4.0)]
-    assert [(a.price, a.quantity) for a in top.asks] == [(0.0026, 100.0), (0.0027, 7.0)]
+    assert (top.exchange_id, top.symbol, top.timestamp_ms) == (2, "BNBBTC", T0)
+    assert top.bids == [(0.0024, 10.0), (0.0023, 4.0)]
+    assert top.asks == [(0.0026, 100.0), (0.0027, 7.0)]
+    model = top.to_model()
+    assert [(b.price, b.quantity) for b in model.bids] == [(0.0024, 10.0), (0.0023, 4.0)]
     assert depth_stream("BTCUSDT", 10) == "btcusdt@depth10@100ms"
     assert depth_stream("BTCUSDT", 20, 1000) == "btcusdt@depth20"
 

@@ -1,6 +1,6 @@
 """What a streaming adapter reports besides market data: lifecycle changes and gap notices.
 
-Adapters deliver closed `Candle`s, `Ticker`s, `OrderBookTop`s (only for symbols whose order books
+Adapters deliver closed `Candle`s, `Ticker`s, `BookTop`s (only for symbols whose order books
 were subscribed), `GapNotice`s and `AdapterLifecycle`s to a `MarketDataSink` (in a worker, the
 `CandlePipeline`), in the order the exchange produced them.
 """
@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from livermore_exchange_core.orderbook import BookTop
 from livermore_schema.enums import ConnectionState, Timeframe
-from livermore_schema.market import Candle, OrderBookTop, Ticker
+from livermore_schema.market import Candle, Ticker
 from livermore_schema.status import LifecycleEvent
 
 
@@ -104,7 +105,7 @@ class MarketDataSink(Protocol):
         """Take the latest ticker of a symbol (may be coalesced; must not block)."""
         ...
 
-    def on_order_book(self, book: OrderBookTop) -> None:
+    def on_order_book(self, book: BookTop) -> None:
         """Take the latest top levels of a symbol's book (may be coalesced; must not block).
 
         Called only for symbols passed to `subscribe_order_books`; a sink that subclasses this

@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, insort
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from livermore_schema.market import OrderBookLevel, OrderBookTop
 
@@ -114,19 +115,27 @@ def is_crossed(bids: Sequence[Level], asks: Sequence[Level]) -> bool:
     return bool(bids and asks and bids[0][0] >= asks[0][0])
 
 
-def book_top(
-    exchange_id: int, symbol: str, bids: Sequence[Level], asks: Sequence[Level], timestamp_ms: int
-) -> OrderBookTop:
-    """Return the `OrderBookTop` of already-checked levels (positive, sorted best first).
+@dataclass(frozen=True, slots=True)
+class BookTop:
+    """The best levels of one symbol's book as an adapter read them, best first on each side.
 
-    Built without re-validation: this runs for every book frame, and the levels come from a
-    book that only keeps positive quantities at parsed prices.
+    Plain tuples, not `OrderBookTop`: adapters emit one per book frame (ten a second per symbol
+    on Binance) while the pipeline keeps only the latest every 250 ms, so the pydantic model is
+    built by `to_model()` at write time, once per kept book.
     """
-    level = OrderBookLevel.model_construct
-    return OrderBookTop.model_construct(
-        exchange_id=exchange_id,
-        symbol=symbol,
-        bids=[level(price=p, quantity=q) for p, q in bids],
-        asks=[level(price=p, quantity=q) for p, q in asks],
-        timestamp=max(timestamp_ms, 0),
-    )
+
+    exchange_id: int
+    symbol: str
+    bids: Sequence[Level]
+    asks: Sequence[Level]
+    timestamp_ms: int
+
+    def to_model(self) -> OrderBookTop:
+        """Return the validated `OrderBookTop` stored under `orderbook:{exchange_id}:{symbol}`."""
+        return OrderBookTop(
+            exchange_id=self.exchange_id,
+            symbol=self.symbol,
+            bids=[OrderBookLevel(price=p, quantity=q) for p, q in self.bids],
+            asks=[OrderBookLevel(price=p, quantity=q) for p, q in self.asks],
+            timestamp=max(self.timestamp_ms, 0),
+        )

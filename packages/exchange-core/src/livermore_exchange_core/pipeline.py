@@ -35,6 +35,7 @@ from livermore_exchange_core.errors import (
     RetryableError,
 )
 from livermore_exchange_core.events import AdapterLifecycle, GapNotice
+from livermore_exchange_core.orderbook import BookTop
 from livermore_schema.enums import Timeframe
 from livermore_schema.market import Candle, OrderBookTop, Ticker
 from livermore_schema.timeframes import duration_ms
@@ -135,7 +136,7 @@ class CandlePipeline:
         self._gates_open.set()
         self._pending_tickers: dict[str, Ticker] = {}
         self._ticker_ready = asyncio.Event()
-        self._pending_books: dict[str, OrderBookTop] = {}
+        self._pending_books: dict[str, BookTop] = {}
         self._book_ready = asyncio.Event()
         self._book_writes = asyncio.Lock()
         self._repairs: set[asyncio.Task[None]] = set()
@@ -154,7 +155,7 @@ class CandlePipeline:
         self._pending_tickers[ticker.symbol] = ticker
         self._ticker_ready.set()
 
-    def on_order_book(self, book: OrderBookTop) -> None:
+    def on_order_book(self, book: BookTop) -> None:
         """Keep the latest book top of its symbol for the next flush (dropped without a cache)."""
         if self._books is not None:
             self._pending_books[book.symbol] = book
@@ -397,8 +398,14 @@ class CandlePipeline:
             return
         async with self._book_writes:
             batch, self._pending_books = self._pending_books, {}
+            models: list[OrderBookTop] = []
+            for book in batch.values():
+                try:
+                    models.append(book.to_model())
+                except ValueError:  # pydantic's ValidationError: one bad book, not the batch
+                    self._log.exception("pipeline.book_invalid", symbol=book.symbol)
             try:
-                self.stats.books_flushed += await self._books.write_many(batch.values())
+                self.stats.books_flushed += await self._books.write_many(models)
             except Exception:
                 self._log.exception("pipeline.books_failed", symbols=sorted(batch)[:20])
 

@@ -21,9 +21,9 @@ from livermore_exchange_core.adapters.binance.messages import (
     PartialDepthMessage,
 )
 from livermore_exchange_core.base import Balance, ProductInfo
-from livermore_exchange_core.orderbook import Level, book_top, is_crossed
+from livermore_exchange_core.orderbook import BookTop, Level, is_crossed
 from livermore_schema.enums import CandleSource, Timeframe
-from livermore_schema.market import Candle, OrderBookTop, Ticker
+from livermore_schema.market import Candle, Ticker
 from livermore_schema.timeframes import close_time_ms, duration_ms
 
 log = structlog.get_logger(__name__)
@@ -259,7 +259,7 @@ def _levels(rows: Sequence[Sequence[str]], *, descending: bool) -> list[Level]:
 
 def parse_ws_partial_depth(
     message: PartialDepthMessage, symbol: str, exchange_id: int, timestamp_ms: int
-) -> OrderBookTop | None:
+) -> BookTop | None:
     """Return the book top of a partial depth payload; None when a side is empty or crossed.
 
     `symbol` comes from the combined stream's name and `timestamp_ms` from the exchange clock:
@@ -269,4 +269,4 @@ def parse_ws_partial_depth(
     asks = _levels(message["asks"], descending=False)
     if not bids or not asks or is_crossed(bids, asks):
         return None
-    return book_top(exchange_id, symbol, bids, asks, message.get("E", timestamp_ms))
+    return BookTop(exchange_id, symbol, bids, asks, message.get("E", timestamp_ms))

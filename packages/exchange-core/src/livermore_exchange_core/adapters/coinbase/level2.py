@@ -13,8 +13,7 @@ from collections.abc import Iterable
 
 from livermore_exchange_core.adapters.coinbase.messages import L2Event
 from livermore_exchange_core.adapters.coinbase.parsing import apply_l2_updates
-from livermore_exchange_core.orderbook import LocalOrderBook, book_top, is_crossed
-from livermore_schema.market import OrderBookTop
+from livermore_exchange_core.orderbook import BookTop, LocalOrderBook, is_crossed
 
 
 class Level2Books:
@@ -51,12 +50,12 @@ class Level2Books:
         book = self._books.get(symbol)
         return book is not None and book.synced
 
-    def apply(self, events: Iterable[L2Event], now_ms: int) -> tuple[list[OrderBookTop], bool]:
+    def apply(self, events: Iterable[L2Event], now_ms: int) -> tuple[list[BookTop], bool]:
         """Apply `l2_data` events; return the tops to deliver and whether a book went bad.
 
         A crossed book means updates were lost: it is emptied and the caller must resubscribe.
         """
-        tops: list[OrderBookTop] = []
+        tops: list[BookTop] = []
         broken = False
         for event in events:
             book = self._books.get(event["product_id"])
@@ -73,5 +72,5 @@ class Level2Books:
                 book.reset()
                 broken = True
             elif bids and asks:
-                tops.append(book_top(self._exchange_id, book.symbol, bids, asks, now_ms))
+                tops.append(BookTop(self._exchange_id, book.symbol, bids, asks, now_ms))
         return tops, broken
