@@ -80,6 +80,7 @@ class ControlListener:
         *,
         batch: int = 32,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        settle: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         missing = set(CommandType) - set(handlers)
         if missing:
@@ -88,6 +89,9 @@ class ControlListener:
         self._handlers = dict(handlers)
         self._batch = batch
         self._now = now
+        # Runs after a handler and before its final response, so whoever acts on the response
+        # (e.g. reads the status key) sees the state the command produced.
+        self._settle = settle
         self._arrivals = 0
         self.handled = 0
 
@@ -153,6 +157,8 @@ class ControlListener:
         handler = self._handlers[CommandType(command.type)]
         try:
             data = await handler(command)
+            if self._settle is not None:
+                await self._settle()
         except CommandFailed as failed:
             bound.warning("control.command_failed", reason=str(failed))
             await self._respond(command.correlation_id, ResponseStatus.ERROR, str(failed))

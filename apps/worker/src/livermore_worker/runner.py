@@ -88,9 +88,15 @@ class Supervisor:
                     self._w.services.exchange.exchange_id,
                     self._w.identity.worker_id,
                 )
-                listener = ControlListener(inbox, WorkerCommands(self._w).handlers())
+                listener = ControlListener(
+                    inbox, WorkerCommands(self._w).handlers(), settle=self._w.settle_status
+                )
+                # Commands wait until activation holds op_lock: a command queued while the worker
+                # was down then applies on top of the resumed state instead of being overwritten.
+                locked = asyncio.Event()
+                activation = group.create_task(self._activate(locked), name="activate")
+                await locked.wait()
                 control = group.create_task(listener.serve(stop, self._poll_s), name="control")
-                activation = group.create_task(self._activate(), name="activate")
                 await stop.wait()
                 await control
                 activation.cancel()
@@ -112,10 +118,11 @@ class Supervisor:
         self._w.role = WorkerRole.ACTIVE
         return True
 
-    async def _activate(self) -> None:
+    async def _activate(self, locked: asyncio.Event) -> None:
         """Resume the persisted running state, else autostart, else idle."""
-        persisted = await self._w.state_store.read()
         async with self._w.op_lock:
+            locked.set()
+            persisted = await self._w.state_store.read()
             if persisted is not None:
                 self._w.running = persisted.model_copy(
                     update={"holder": self._w.identity.worker_id}

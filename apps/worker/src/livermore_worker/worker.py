@@ -94,6 +94,11 @@ class Worker:
             heartbeat_interval_s=self.services.worker_settings.heartbeat_interval_s,
         )
 
+    async def settle_status(self) -> None:
+        """Write the status now if a change is pending (before a command's final response)."""
+        if self.status_dirty.is_set():
+            await self.write_status()
+
     async def write_status(self) -> None:
         """Write the status (a standby only where no live worker wrote one)."""
         self.status_dirty.clear()
