@@ -14,6 +14,7 @@ URL layout (base = `http://HOST:PORT`; the env override `livermore-sim` prints i
   [LIVERMORE_COINGECKO_URL=http://HOST:PORT/coingecko/api/v3]
 - Webhook sink `/webhook/{name}`
   [LIVERMORE_DISCORD_WEBHOOK_URL=http://HOST:PORT/webhook/livermore]
+  [LIVERMORE_EXCHANGE_CLOCK_RATE=<speed>] (printed by livermore-sim)
 
 Simulator control: `GET /_sim/clock`, `GET /_sim/truth?exchange=&symbol=&timeframe=&start=&end=`
 (closed candles, ms), `/_sim/faults/...` (faults.py), `POST /_sim/webhook/throttle`,
@@ -72,8 +73,14 @@ def rest_url(base_url: str, venue: Venue) -> str:
     return base_url + PREFIXES[venue]
 
 
-def env_overrides(base_url: str, webhook_name: str = "livermore") -> dict[str, str]:
-    """Return the LIVERMORE_* variables that point Livermore at a sim at `base_url`."""
+def env_overrides(
+    base_url: str, webhook_name: str = "livermore", *, speed: float | None = None
+) -> dict[str, str]:
+    """Return the LIVERMORE_* variables that point Livermore at a sim at `base_url`.
+
+    With `speed`, also `LIVERMORE_EXCHANGE_CLOCK_RATE`, so a worker's estimate of exchange time
+    runs as fast as the simulated clock.
+    """
     env: dict[str, str] = {}
     for venue in Venue:
         name = venue.value.upper()
@@ -81,6 +88,8 @@ def env_overrides(base_url: str, webhook_name: str = "livermore") -> dict[str, s
         env[f"LIVERMORE_{name}_REST_URL"] = rest_url(base_url, venue)
     env["LIVERMORE_COINGECKO_URL"] = f"{base_url}{COINGECKO_PREFIX}/api/v3"
     env["LIVERMORE_DISCORD_WEBHOOK_URL"] = f"{base_url}/webhook/{webhook_name}"
+    if speed is not None:
+        env["LIVERMORE_EXCHANGE_CLOCK_RATE"] = f"{speed:g}"
     return env
 
 

@@ -67,7 +67,7 @@ async def serve(config: SimConfig, host: str, port: int) -> None:
         site = web.TCPSite(runner, host, port)
         await site.start()
         bound = runner.addresses[0][1]
-        for name, value in env_overrides(f"http://{host}:{bound}").items():
+        for name, value in env_overrides(f"http://{host}:{bound}", speed=config.speed).items():
             print(f"{name}={value}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

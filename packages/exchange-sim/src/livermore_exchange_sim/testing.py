@@ -77,7 +77,7 @@ class RunningSim:
     @property
     def env(self) -> dict[str, str]:
         """The LIVERMORE_* overrides pointing Livermore at this sim."""
-        return env_overrides(self.base_url)
+        return env_overrides(self.base_url, speed=self.clock.speed)
 
     def ws_url(self, venue: Venue) -> str:
         """The WebSocket base URL of `venue`."""
