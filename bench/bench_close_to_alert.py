@@ -23,11 +23,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import multiprocessing as mp
 import random
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
@@ -56,7 +58,7 @@ BASELINE_EXCHANGE_ID, STOP_EXCHANGE_ID = 999_001, 999_002
 T0 = 1_704_067_200_000  # 2024-01-01T00:00Z, on every timeframe's boundary
 HALF_CYCLE, TREND, TIGHT = 28, 0.004, 0.0005
 Key = tuple[str, str, int]  # symbol, timeframe, bar close boundary (ms)
-Schedule = list[tuple[float, "Candle | Ticker"]]  # (seconds after the start, item)
+Schedule = Iterator[tuple[float, "Candle | Ticker"]]  # (seconds after the start, item)
 
 
 @dataclass(slots=True)
@@ -122,45 +124,39 @@ def make_paths(symbols: int, scripted: int, seed: int) -> dict[str, list[SeriesP
 
 def make_round(
     paths: dict[str, list[SeriesPath]], timeframes: tuple[Timeframe, ...]
-) -> list[Candle | Ticker]:
-    """Return the next bar of every series of `timeframes`, each symbol's then its ticker."""
-    items: list[Candle | Ticker] = []
+) -> Iterator[Candle | Ticker]:
+    """Yield the next bar of every series of `timeframes`, each symbol's bars then its ticker."""
     for symbol, series in paths.items():
         bars = [path.next_candle() for path in series if path.timeframe in timeframes]
-        items += bars
-        ticker = Ticker(
+        yield from bars
+        yield Ticker(
             exchange_id=EXCHANGE_ID,
             exchange=EXCHANGE,
             symbol=symbol,
             price=bars[0].close,
             timestamp=T0,
         )
-        items.append(ticker)
-    return items
 
 
 def steady(paths: dict[str, list[SeriesPath]], rounds: int, rate: float | None) -> Schedule:
     """Rounds of one bar per series; candles due evenly at `rate`/s (all at once if None)."""
-    schedule: Schedule = []
     sent = 0
     for _ in range(rounds):
         for item in make_round(paths, RUNTIME_TIMEFRAMES):
-            schedule.append((sent / rate if rate else 0.0, item))
+            yield (sent / rate if rate else 0.0), item
             sent += isinstance(item, Candle)
-    return schedule
 
 
-def bursts(
-    paths: dict[str, list[SeriesPath]], minutes: int, end_minute: int, minute_s: float
-) -> Schedule:
+def closing_at(minute: int) -> tuple[Timeframe, ...]:
+    """Return the timeframes whose bar closes at the end of exchange minute `minute` of a day."""
+    return tuple(tf for tf in RUNTIME_TIMEFRAMES if minute % (duration_ms(tf) // 60_000) == 0)
+
+
+def bursts(paths: dict[str, list[SeriesPath]], minutes: range, minute_s: float) -> Schedule:
     """Exchange minutes compressed to `minute_s`: every bar closing at a minute arrives at once."""
-    schedule: Schedule = []
-    for number, minute in enumerate(range(end_minute - minutes + 1, end_minute + 1)):
-        closing = tuple(
-            tf for tf in RUNTIME_TIMEFRAMES if minute % (duration_ms(tf) // 60_000) == 0
-        )
-        schedule += [(number * minute_s, item) for item in make_round(paths, closing)]
-    return schedule
+    for number, minute in enumerate(minutes):
+        for item in make_round(paths, closing_at(minute)):
+            yield number * minute_s, item
 
 
 class DataPath:
@@ -309,19 +305,44 @@ def baseline_latencies(sent: dict[int, int], received: list[tuple[int, str, byte
 
 
 def live_schedule(args: argparse.Namespace, paths: dict[str, list[SeriesPath]]) -> Schedule:
-    """Build the measured stream of `--mode` and print what it is."""
+    """Return the measured stream of `--mode` (generated lazily) and print what it is."""
     if args.mode == "steady":
-        schedule = steady(paths, args.rounds, args.rate)
+        candles = args.rounds * len(paths) * len(RUNTIME_TIMEFRAMES)
         shape = f"{args.rounds} rounds of {args.symbols} x 6, steady {args.rate:.0f} candles/s"
+        schedule = steady(paths, args.rounds, args.rate)
     else:
-        schedule = bursts(paths, args.minutes, args.end_minute, args.minute_s)
+        minutes = range(args.end_minute - args.minutes + 1, args.end_minute + 1)
+        candles = len(paths) * sum(len(closing_at(m)) for m in minutes)
         shape = (
-            f"exchange minutes {args.end_minute - args.minutes + 1}..{args.end_minute} "
-            f"(minute 1440 = day boundary), each {args.minute_s} s apart, every close at once"
+            f"exchange minutes {minutes[0]}..{minutes[-1]} of a day (1440 = day boundary), "
+            f"{args.minute_s} s apart, every bar closing at a minute arrives at once"
         )
-    candles = sum(isinstance(item, Candle) for _, item in schedule)
+        schedule = bursts(paths, minutes, args.minute_s)
     print(f"live: {candles} closed candles, {shape}; {args.scripted} symbols scripted", flush=True)
     return schedule
+
+
+class GcWatch:
+    """Counts garbage-collector passes and their pauses while `active`."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._started = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self.active:
+            self.pauses[info["generation"]].append((time.perf_counter() - self._started) * 1e3)
+
+    def summary(self) -> str:
+        """Return `genN: count, total ms, max ms` for each generation."""
+        return "; ".join(
+            f"gen{gen} {len(p)}x total {sum(p):.0f} ms max {max(p, default=0):.1f} ms"
+            for gen, p in self.pauses.items()
+        )
 
 
 async def run(args: argparse.Namespace, settings: RedisSettings, conn: Connection) -> None:
@@ -331,20 +352,25 @@ async def run(args: argparse.Namespace, settings: RedisSettings, conn: Connectio
     runner = asyncio.get_running_loop().create_task(path.pipeline.run())
     paths = make_paths(args.symbols, args.scripted, args.seed)
     await warm_up(path, paths, args.history)
+    if args.gc_freeze:
+        gc.collect()
+        gc.freeze()  # what a worker could do once warm: the startup heap is never rescanned
     live = live_schedule(args, paths)
-    extra = steady(paths, args.throughput_rounds, None)
     sent = await baseline(redis, args.baseline, 1_000)
+    watch = GcWatch()
+    watch.active = True
     profiler = cProfile.Profile() if args.profile else None
     if profiler is not None:
         profiler.enable()
     elapsed = await feed(path, live)
+    watch.active = False
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
     alerts_live, entered = path.published, dict(path.entered)
     processed = [(path.finished[k] - t) / 1e6 for k, t in entered.items()]
     path.entered.clear()
-    through = await feed(path, extra) if extra else 0.0
+    through = await feed(path, steady(paths, args.throughput_rounds, None))
     await redis.publish(channels.alerts_channel(STOP_EXCHANGE_ID), "stop")
     received: list[tuple[int, str, bytes]] = await asyncio.to_thread(conn.recv)
     await path.pipeline.stop()
@@ -356,12 +382,13 @@ async def run(args: argparse.Namespace, settings: RedisSettings, conn: Connectio
     print(latency_line("baseline PUBLISH -> subscriber", baseline_latencies(sent, received)))
     print(latency_line("candle in -> path done (all)", processed))
     print(latency_line("candle in -> AlertEvent received", latencies))
+    print(f"GC during the live phase: {watch.summary()}")
     p99 = percentile(sorted(latencies), 0.99)
     verdict = "within" if latencies and p99 <= BUDGET_P99_MS else "OVER"
     print(f"alerts published {alerts_live}, received {len(latencies)}; ", end="")
     print(f"p99 {p99:.3f} ms is {verdict} the {BUDGET_P99_MS:.0f} ms budget")
-    if extra:
-        count = sum(isinstance(item, Candle) for _, item in extra)
+    if args.throughput_rounds:
+        count = args.throughput_rounds * len(paths) * len(RUNTIME_TIMEFRAMES)
         print(f"throughput, unpaced ({count} candles, whole path incl. alerts): ", end="")
         print(f"{count / through:,.0f} closed candles/s")
 
@@ -381,6 +408,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=int, default=2000, help="bare PUBLISH samples")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--log-level", default="INFO", help="worker log level (to /dev/null)")
+    parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after warm-up")
     parser.add_argument("--profile", default=None, help="write a cProfile of the live phase")
     args = parser.parse_args()
     with open("/dev/null", "w") as sink:  # the worker's JSON logging, rendered and discarded

@@ -130,6 +130,8 @@ async def wait_connected(
             status = await StatusStore(redis).read(exchange_id)
             if status is not None and status.connection_state is ConnectionState.CONNECTED:
                 return time.monotonic() - began
+            if status is not None and status.connection_state is ConnectionState.ERROR:
+                raise SystemExit(f"worker start failed: {status.error}")
             if worker.returncode is not None:
                 raise SystemExit(f"worker exited with {worker.returncode} before connecting")
             if time.monotonic() - began > within_s:
@@ -248,7 +250,7 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=10.0, help="seconds between samples")
     parser.add_argument("--symbols", type=int, default=len(ASSETS), help=f"<= {len(ASSETS)}")
     parser.add_argument("--speed", type=float, default=60.0, help="sim seconds per real second")
-    parser.add_argument("--exchange", default="coinbase", choices=[v.value for v in Venue])
+    parser.add_argument("--exchange", default="binance", choices=[v.value for v in Venue])
     parser.add_argument("--backfill", type=int, default=100, help="closed bars per series")
     parser.add_argument("--start-timeout", type=float, default=300.0)
     args = parser.parse_args()
