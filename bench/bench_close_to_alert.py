@@ -1,7 +1,9 @@
 """Candle close -> AlertEvent on `channel:alerts:*`, through the worker data path (SPEC 13).
 
 Run: `uv run python bench/bench_close_to_alert.py [--symbols 1000] [--rate 400] [--rounds 5]`
-(full size is the default symbol count; `--profile out.pstats` adds a cProfile of the live phase).
+(full size is the default symbol count). `--mode burst` replays exchange minutes instead, every
+bar closing at a minute arriving at once (1,000 per minute, 6,000 at the day boundary);
+`--gc-freeze` freezes the warmed-up heap; `--profile out.pstats` profiles the live phase.
 
 Starts a private redis-server (never the configured Redis) and composes the path the worker
 composes (`livermore_worker.wiring`): `CandlePipeline` (CandleCache.write -> publish_candle_close)
