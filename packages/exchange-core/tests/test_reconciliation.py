@@ -64,13 +64,24 @@ async def test_repair_fills_exactly_the_missing_closed_bars(sim: RunningSim, red
         await redis.zremrangebyscore(key, removed[3].open_time, removed[3].open_time)
         await redis.zremrangebyscore(key, removed[4].open_time, removed[-1].open_time)
         since, until = candles[0].open_time, candles[-1].open_time + M
+        gaps = await repairer.missing("ETH-USD", Timeframe.M1, since, until)
+        requests_before = len(log.sent)
         repaired = await repairer.repair("ETH-USD", Timeframe.M1, since, until)
+        written = await cache.between(1, "ETH-USD", Timeframe.M1, since, until - 1)
+        requests_after_first = len(log.sent)
         again = await repairer.repair("ETH-USD", Timeframe.M1, since, until)
     finally:
         assert client._session is not None
         await client._session.close()
-    assert [c.open_time for c in repaired] == [c.open_time for c in removed]  # oldest first
-    assert again == []
+    # Every closed bar of the range, oldest first: the fetched ones and those already cached.
+    assert [c.open_time for c in repaired] == [c.open_time for c in candles]
+    assert [(g.start_ms, g.count) for g in gaps] == [
+        (removed[0].open_time, 3),
+        (removed[3].open_time, 1),
+        (removed[4].open_time, 4),
+    ]
+    assert requests_after_first - requests_before == len(gaps)  # one fetch per gap, no more
+    assert again == written and len(log.sent) == requests_after_first  # nothing left to fetch
     stored = await cache.between(1, "ETH-USD", Timeframe.M1, since, until - 1)
     truth = sim.truth(Venue.COINBASE, "ETH-USD", M, since, until)
     assert [(c.open_time, c.close) for c in stored] == [(b.open_time, b.close) for b in truth]
@@ -98,7 +109,7 @@ async def test_no_trade_buckets_are_confirmed_empty_and_not_refetched(
     assert [c.open_time for c in first] == [b.open_time for b in truth]
     empty = repairer.confirmed_empty(symbol, Timeframe.M1)
     assert len(empty) == 300 - len(truth) - _tail_unconfirmed(truth, until)
-    assert second == [] and len(log.sent) - requests_after_first <= 1
+    assert second == first and len(log.sent) - requests_after_first <= 1
 
 
 def _tail_unconfirmed(truth: list[Bar], until: int) -> int:

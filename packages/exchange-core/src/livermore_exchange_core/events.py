@@ -101,6 +101,10 @@ class MarketDataSink(Protocol):
         """Take one closed bar."""
         ...
 
+    async def on_candle_revised(self, candle: Candle) -> None:
+        """Take a corrected copy of a closed bar already given to `on_candle` (late data)."""
+        ...
+
     def on_ticker(self, ticker: Ticker) -> None:
         """Take the latest ticker of a symbol (may be coalesced; must not block)."""
         ...

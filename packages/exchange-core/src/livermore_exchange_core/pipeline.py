@@ -6,7 +6,15 @@ with a user context) -> the `on_closed_candle` hook (indicator, alerts, boundary
 
 Each series is delivered once per bar and in open-time order. A `GapNotice` closes a gate on its
 series: later live bars wait while the missing range is fetched over REST, then the repaired bars
-and the waiting live bars go through the same path, oldest first. Tickers are coalesced (latest
+and the waiting live bars go through the same path, oldest first.
+
+A *revision* (`on_candle_revised`: late data corrected a bar already delivered) takes the same
+path again: the cache write replaces the stored bar (closed by closed), the candle-close channel
+carries the corrected bar, and the hook sees a bar that is not newer than its last one (the
+`IndicatorCalculator` then rebuilds the series from the cache and publishes nothing, so no alert
+fires twice; the boundary service has already had that boundary's wave). A revision of a bar
+still waiting behind a gate just replaces it there; one of a delivered bar whose series is gated
+is applied after the gate's bars. Tickers are coalesced (latest
 per symbol) and flushed every `ticker_flush_s`: a trader needs the latest price, not every match.
 Order-book tops are coalesced the same way and written to `OrderBookCache` (TTL 30 s) at most
 every `book_flush_s` per symbol; `on_order_book` itself is one dict store.
@@ -58,6 +66,11 @@ class Repairer(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class _Revision:
+    candle: Candle
+
+
+@dataclass(frozen=True, slots=True)
 class _RepairDone:
     series: Series
     bars: Sequence[Candle]
@@ -66,7 +79,7 @@ class _RepairDone:
 @dataclass(slots=True)
 class _Gate:
     notice: GapNotice
-    waiting: list[Candle | GapNotice] = field(default_factory=list)
+    waiting: list[Candle | GapNotice | _Revision] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -74,6 +87,7 @@ class PipelineStats:
     """Counters a test or the status page can read."""
 
     delivered: int = 0
+    revised: int = 0
     duplicates: int = 0
     repaired: int = 0
     repairs: int = 0
@@ -149,6 +163,10 @@ class CandlePipeline:
     async def on_candle(self, candle: Candle) -> None:
         """Queue one closed bar."""
         await self._queue.put(candle)
+
+    async def on_candle_revised(self, candle: Candle) -> None:
+        """Queue a corrected copy of a closed bar delivered before (see the module docstring)."""
+        await self._queue.put(_Revision(candle))
 
     def on_ticker(self, ticker: Ticker) -> None:
         """Keep the latest ticker of its symbol for the next flush."""
@@ -238,6 +256,8 @@ class CandlePipeline:
         match item:
             case Candle():
                 await self._on_live_candle(item)
+            case _Revision():
+                await self._on_revision(item)
             case GapNotice():
                 self._on_notice(item)
             case _RepairDone():
@@ -254,6 +274,38 @@ class CandlePipeline:
         else:
             await self._deliver(candle)
 
+    async def _on_revision(self, revision: _Revision) -> None:
+        gate = self._gates.get((revision.candle.symbol, revision.candle.timeframe))
+        if gate is not None:
+            gate.waiting.append(revision)
+        else:
+            await self._revise(revision.candle)
+
+    async def _revise(self, candle: Candle) -> None:
+        if not candle.closed:
+            return
+        last = self._last.get((candle.symbol, candle.timeframe))
+        if last is None or candle.open_time > last:
+            await self._deliver(candle)  # the first copy never went out: this one is the bar
+            return
+        await self._candles.write(candle, user_id=self.tier2_users.get(candle.symbol))
+        await self._publisher.publish_candle_close(candle, user_id=self._user_id)
+        self.stats.revised += 1
+        self._log.info(
+            "pipeline.revised",
+            symbol=candle.symbol,
+            timeframe=candle.timeframe.value,
+            open_time=candle.open_time,
+        )
+        await self._call_hook(candle)
+
+    async def _call_hook(self, candle: Candle) -> None:
+        if self._hook is not None:
+            try:
+                await self._hook(candle)
+            except Exception:
+                self._log.exception("pipeline.hook_failed", symbol=candle.symbol)
+
     async def _deliver(self, candle: Candle) -> None:
         series = (candle.symbol, candle.timeframe)
         last = self._last.get(series)
@@ -264,11 +316,7 @@ class CandlePipeline:
         await self._publisher.publish_candle_close(candle, user_id=self._user_id)
         self._last[series] = candle.open_time
         self.stats.delivered += 1
-        if self._hook is not None:
-            try:
-                await self._hook(candle)
-            except Exception:
-                self._log.exception("pipeline.hook_failed", symbol=candle.symbol)
+        await self._call_hook(candle)
 
     # ------------------------------------------------------------------ gaps
 
@@ -352,14 +400,25 @@ class CandlePipeline:
         gate = self._gates[done.series]
         self.stats.repaired += len(done.bars)
         ready: dict[int, Candle] = {bar.open_time: bar for bar in done.bars}
-        rest: list[Candle | GapNotice] = []
+        live: set[int] = set()
+        revisions: list[Candle] = []
+        rest: list[Candle | GapNotice | _Revision] = []
         for position, item in enumerate(gate.waiting):
             if isinstance(item, GapNotice):
                 rest = gate.waiting[position:]
                 break
+            if isinstance(item, _Revision):
+                if item.candle.open_time in live:
+                    ready[item.candle.open_time] = item.candle  # its first copy is still here
+                else:
+                    revisions.append(item.candle)
+                continue
             ready[item.open_time] = item  # a live closed bar wins over its REST copy
+            live.add(item.open_time)
         for open_time in sorted(ready):
             await self._deliver(ready[open_time])
+        for candle in revisions:
+            await self._revise(candle)
         if rest:
             notice = rest[0]
             assert isinstance(notice, GapNotice)

@@ -2,8 +2,10 @@
 
 Coinbase omits buckets without trades, so a hole REST confirms empty is not a gap: once a slot is
 known empty (REST returned a later bar, so the slot is final) it is remembered and never fetched
-again. Repaired bars are returned oldest first so the caller can feed them to the indicator
-before any later bar of that series.
+again. `repair` returns every closed bar of the range oldest first, those it fetched *and* those
+the cache already held, so the caller can feed all of them to the indicator before any later
+bar of that series: a retried repair (REST lacked the newest bar the first time) must not lose
+the bars its first attempt already wrote.
 """
 
 from __future__ import annotations
@@ -115,11 +117,31 @@ class GapRepairer:
         self, symbol: str, timeframe: Timeframe, since_ms: int, until_ms: int
     ) -> list[Gap]:
         """Return the gaps in `[since_ms, until_ms)`: no closed cached bar, not known empty."""
+        return self._gaps(
+            await self._cached(symbol, timeframe, since_ms, until_ms),
+            symbol,
+            timeframe,
+            since_ms,
+            until_ms,
+        )
+
+    async def _cached(
+        self, symbol: str, timeframe: Timeframe, since_ms: int, until_ms: int
+    ) -> list[Candle]:
         cached = await self._cache.between(
             self._exchange_id, symbol, timeframe, since_ms, until_ms, user_id=self._user_id
         )
-        have = {c.open_time for c in cached if c.closed}
-        have |= self._empty.get((symbol, timeframe), set())
+        return [c for c in cached if c.closed and since_ms <= c.open_time < until_ms]
+
+    def _gaps(
+        self,
+        cached: Sequence[Candle],
+        symbol: str,
+        timeframe: Timeframe,
+        since_ms: int,
+        until_ms: int,
+    ) -> list[Gap]:
+        have = {c.open_time for c in cached} | self._empty.get((symbol, timeframe), set())
         return detect_gaps(have, since_ms, until_ms, timeframe)
 
     async def repair(
@@ -128,9 +150,11 @@ class GapRepairer:
         """Fetch and write every missing closed bar with open time in `[since_ms, until_ms)`.
 
         Returns:
-            The bars written, oldest first (no duplicates).
+            Every closed bar of the range, oldest first (no duplicates): the ones fetched and
+            written now and the ones the cache already held.
         """
-        gaps = await self.missing(symbol, timeframe, since_ms, until_ms)
+        cached = await self._cached(symbol, timeframe, since_ms, until_ms)
+        gaps = self._gaps(cached, symbol, timeframe, since_ms, until_ms)
         repaired: dict[int, Candle] = {}
         for gap in gaps:
             fetched = await self._rest.get_candles(
@@ -150,7 +174,8 @@ class GapRepairer:
                 gaps=len(gaps),
                 bars=len(ordered),
             )
-        return ordered
+        every = {c.open_time: c for c in cached} | repaired
+        return [every[key] for key in sorted(every)]
 
     def _remember_empty(
         self,

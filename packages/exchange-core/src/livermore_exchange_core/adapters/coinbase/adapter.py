@@ -14,6 +14,11 @@ tickers. 15m/1h/4h/1d come from the boundary REST service on each 5m close. `lev
 `l2_data`) is subscribed only for the symbols given to `subscribe_order_books`; `Level2Books`
 keeps their local books and the top `book_depth` levels go to the sink after every event.
 
+Late data: a bar closed on exchange time can still receive data (a frame's trades arrive after
+a heartbeat already past their minute, or trades are simply late); `minute_bars` folds it into
+the closed bar and the corrected bar goes to `MarketDataSink.on_candle_revised`, oldest first and
+before any later bar of the same frame, so the cache ends equal to the exchange.
+
 Loss detection: the envelope `sequence_num` counts per connection, and `heartbeat_counter`
 counts heartbeats; a jump in either, or a new connection, means frames were lost. The bars that
 could be incomplete are dropped from the stream (`taint`) and a `GapNotice` per series asks the
@@ -283,6 +288,8 @@ class CoinbaseAdapter(ExchangeAdapter):
         handler = self._handlers.get(channel)
         if handler is not None:
             await handler(envelope["events"], now)
+        await self._revise(self._fives)
+        await self._revise(self._minutes)
         await self._close_due()
 
     async def _start_channel(self, channel: str, now: int) -> bool:
@@ -329,6 +336,7 @@ class CoinbaseAdapter(ExchangeAdapter):
                 )
                 finished = upsert(symbol, int(bucket["start"]) * 1000, values)
                 if finished is not None:
+                    await self._revise(self._fives)
                     await self._sink.on_candle(finished)
 
     async def _on_trades(self, events: list[dict[str, Any]], now: int) -> None:
@@ -342,6 +350,7 @@ class CoinbaseAdapter(ExchangeAdapter):
         for time_ms, trade_id, symbol, trade in parsed:
             finished = add(symbol, time_ms, trade_id, float(trade["price"]), float(trade["size"]))
             if finished is not None:
+                await self._revise(self._minutes)
                 await self._sink.on_candle(finished)
 
     async def _on_tickers(self, events: list[dict[str, Any]], now: int) -> None:
@@ -372,6 +381,17 @@ class CoinbaseAdapter(ExchangeAdapter):
         with contextlib.suppress(TransientNetworkError):  # a lost connection resubscribes all
             await self._send_channel(LEVEL2, products, unsubscribe=True)
             await self._send_channel(LEVEL2, products, unsubscribe=False)
+
+    async def _revise(self, book: _BarBook) -> None:
+        """Hand on the closed bars late data corrected (before any later bar of the frame)."""
+        for candle in book.take_revisions():
+            self._log.info(
+                "coinbase.bar_revised",
+                symbol=candle.symbol,
+                timeframe=candle.timeframe.value,
+                open_time=candle.open_time,
+            )
+            await self._sink.on_candle_revised(candle)
 
     async def _close_due(self) -> None:
         now = self._clock.now_ms()
