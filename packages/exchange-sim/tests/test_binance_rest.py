@@ -258,3 +258,39 @@ async def test_exchange_info_and_tickers_per_venue(make_sim: SimFactory) -> None
     assert isinstance(one["count"], int)
     assert len(every) == len(sim.market.products(Venue.BINANCE))
     assert weight == 2 + 20 + 80  # create() + exchangeInfo + all tickers
+
+
+async def test_weight_window_is_configurable_and_published(make_sim: SimFactory) -> None:
+    sim = await make_sim()
+    reconfigure(sim.state(), {"weight_window_s": 3, "weight_limit": 30})
+    client = await sim.client()  # ping + time: weight 2
+    try:
+        info = await client.get_exchange_info()
+        headers = client.response.headers
+        with pytest.raises(BinanceAPIException) as throttled:
+            await client.get_exchange_info()  # 22 + 20 > 30
+    finally:
+        await client.close_connection()
+    assert info["rateLimits"][0] == {
+        "rateLimitType": "REQUEST_WEIGHT",
+        "interval": "SECOND",
+        "intervalNum": 3,
+        "limit": 30,
+    }
+    assert headers["X-MBX-USED-WEIGHT-3S"] == "22" and "X-MBX-USED-WEIGHT-1M" not in headers
+    assert "current limit is 30 request weight per 3 SECOND" in throttled.value.message
+    assert 1 <= int(throttled.value.response.headers["Retry-After"]) <= 3
+    with pytest.raises(ValueError, match="positive"):
+        reconfigure(sim.state(), {"weight_window_s": 0})
+    with pytest.raises(ValueError, match="must be int"):
+        reconfigure(sim.state(), {"weight_window_s": 1.5})
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{sim.rest()}/_sim/config", json={"weight_window_s": -1}) as bad:
+            assert bad.status == 400
+        us = sim.rest(Venue.BINANCE_US)  # binance is banned by now (a request after the 429)
+        async with session.post(f"{us}/_sim/config", json={"weight_window_s": 120}) as ok:
+            assert (await ok.json())["weight_window_s"] == 120
+        async with session.get(f"{us}/api/v3/exchangeInfo") as response:
+            rule = (await response.json())["rateLimits"][0]
+            assert response.headers["X-MBX-USED-WEIGHT-2M"] == "20"
+    assert (rule["interval"], rule["intervalNum"]) == ("MINUTE", 2)

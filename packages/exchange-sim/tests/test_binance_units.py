@@ -15,7 +15,12 @@ from livermore_exchange_sim.binance_limits import (
     is_valid_signature,
 )
 from livermore_exchange_sim.binance_market import kline_open_times
-from livermore_exchange_sim.binance_wire import StreamKind, parse_stream_name
+from livermore_exchange_sim.binance_wire import (
+    StreamKind,
+    parse_stream_name,
+    used_weight_header,
+    weight_exceeded_msg,
+)
 
 POLICY = WeightPolicy(limit=10, ban_seconds=120, requests_after_429_before_ban=2)
 H = 3_600_000
@@ -31,6 +36,21 @@ def test_ledger_rolls_off_after_a_minute_and_reports_retry_after() -> None:
     assert ledger.charge("b", 1, POLICY, now=131.0).admission is Admission.OK  # per IP
     assert ledger.used("a", now=161.0) == 4
     assert ledger.charge("a", 6, POLICY, now=161.0).used == 10
+
+
+def test_ledger_window_follows_the_policy() -> None:
+    ledger = WeightLedger()
+    short = WeightPolicy(limit=10, ban_seconds=120, requests_after_429_before_ban=5, window_s=3.0)
+    assert ledger.charge("a", 10, short, now=0.0).used == 10
+    refused = ledger.charge("a", 1, short, now=1.0)
+    assert refused.admission is Admission.THROTTLED and refused.retry_after_s == 2
+    assert ledger.used("a", now=2.9, window_s=3.0) == 10
+    assert ledger.charge("a", 4, short, now=3.0).used == 4
+    assert weight_exceeded_msg(10, 3).startswith(
+        "Too much request weight used; current limit is 10 request weight per 3 SECOND."
+    )
+    assert used_weight_header(60) == "X-MBX-USED-WEIGHT-1M"
+    assert used_weight_header(3) == "X-MBX-USED-WEIGHT-3S"
 
 
 def test_ledger_bans_after_ignoring_429() -> None:

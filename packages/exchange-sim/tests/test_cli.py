@@ -31,6 +31,8 @@ async def test_cli_prints_env_overrides_serves_and_stops_on_sigterm() -> None:
         "3",
         "--speed",
         "120",
+        "--extra-assets",
+        "3",
         stdout=asyncio.subprocess.PIPE,
     )
     assert proc.stdout is not None
@@ -48,6 +50,10 @@ async def test_cli_prints_env_overrides_serves_and_stops_on_sigterm() -> None:
                 assert resp.status == 200
             async with http.get(f"{env['LIVERMORE_BINANCE_REST_URL']}/api/v3/ping") as resp:
                 assert resp.status == 200
+            info_url = f"{env['LIVERMORE_BINANCE_REST_URL']}/api/v3/exchangeInfo"
+            async with http.get(info_url) as resp:
+                listed = [s["symbol"] for s in (await resp.json())["symbols"]]
+                assert listed[-3:] == ["AA1USDT", "AA2USDT", "AA3USDT"]
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 10) == 0
@@ -56,3 +62,4 @@ async def test_cli_prints_env_overrides_serves_and_stops_on_sigterm() -> None:
 def test_cli_rejects_bad_input_with_one_line() -> None:
     assert main(["--speed", "0"]) == 2
     assert main(["--symbols", "NOPE"]) == 2
+    assert main(["--extra-assets", "-1"]) == 2

@@ -97,7 +97,11 @@ def create_app(config: SimConfig) -> web.Application:
     """Return the simulator application for `config` (market, venues, faults, sinks)."""
     clock = SimClock(start_ms=config.start_ms, speed=config.speed)
     market = Market(
-        seed=config.seed, clock=clock, symbols=config.symbols, scenarios=config.scenarios
+        seed=config.seed,
+        clock=clock,
+        symbols=config.symbols,
+        scenarios=config.scenarios,
+        extra_assets=config.extra_assets,
     )
     faults = FaultController(clock)
     webhooks = WebhookSink()

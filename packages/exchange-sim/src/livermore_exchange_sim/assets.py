@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from enum import StrEnum
@@ -57,6 +58,50 @@ ASSETS: tuple[Asset, ...] = (
 """The default universe; the last three are thin (many minutes without trades)."""
 
 ASSETS_BY_BASE: dict[str, Asset] = {asset.base: asset for asset in ASSETS}
+
+EXTRA_PREFIX = "AA"
+"""Synthetic bases are `AA1`, `AA2`...: valid on every venue, never a default ticker (a digit)."""
+_LAST_DEFAULT_RANK = max(asset.market_cap_rank for asset in ASSETS)
+_EXTRA_TOP_VOLUME_USD = 2.0e7
+_EXTRA_TOP_MARKET_CAP_USD = 5.0e7
+_EXTRA_TAIL_EXPONENT = 1.1
+
+
+def _unit(base: str, what: str) -> float:
+    """A uniform [0, 1) number fixed by (base, what): an extra asset never depends on N."""
+    digest = hashlib.blake2b(f"extra|{base}|{what}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def extra_asset(index: int) -> Asset:
+    """Return synthetic asset number `index` (1-based) of the long tail after the default ones.
+
+    Price is log-uniform over $0.001-$1000; reference 24h volume falls as `index ** -1.1` from
+    $20M (below every default non-thin asset) and market-cap rank follows the default ranks.
+    """
+    if index < 1:
+        raise ValueError("extra asset indices start at 1")
+    base = f"{EXTRA_PREFIX}{index}"
+    price = 10.0 ** (-3.0 + 6.0 * _unit(base, "price"))
+    decay = index**-_EXTRA_TAIL_EXPONENT
+    return Asset(
+        base=base,
+        name=f"Synthetic {base}",
+        coingecko_id=f"synthetic-{base.lower()}",
+        price=price,
+        daily_vol=0.035 + 0.035 * _unit(base, "vol"),
+        usd_volume_24h=_EXTRA_TOP_VOLUME_USD * decay,
+        market_cap_rank=_LAST_DEFAULT_RANK + index,
+        circulating_supply=_EXTRA_TOP_MARKET_CAP_USD * decay / price,
+    )
+
+
+def extra_assets(count: int) -> tuple[Asset, ...]:
+    """Return the first `count` synthetic assets (`AA1`...), deterministic and seed-independent."""
+    if count < 0:
+        raise ValueError("extra_assets must not be negative")
+    return tuple(extra_asset(index) for index in range(1, count + 1))
+
 
 VENUE_VOLUME_SHARE: dict[Venue, float] = {
     Venue.COINBASE: 1.0,

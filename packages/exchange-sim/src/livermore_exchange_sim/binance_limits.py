@@ -1,4 +1,4 @@
-"""Binance REST request weight (rolling wall-clock minute per IP, 429 then 418) and HMAC checks."""
+"""Binance REST request weight (rolling wall-clock window per IP, 429 then 418) and HMAC checks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-WINDOW_S = 60.0
+DEFAULT_WINDOW_S = 60.0
+"""Binance's REQUEST_WEIGHT window (1 MINUTE); a venue may configure a shorter one for tests."""
 
 
 class Admission(IntEnum):
@@ -46,10 +47,11 @@ class WeightPolicy:
     limit: int
     ban_seconds: int
     requests_after_429_before_ban: int
+    window_s: float = DEFAULT_WINDOW_S
 
 
 class WeightLedger:
-    """Per-IP request weight over a rolling wall-clock minute, like Binance's REQUEST_WEIGHT.
+    """Per-IP request weight over a rolling wall-clock window, like Binance's REQUEST_WEIGHT.
 
     A rolling window is stricter than Binance's fixed minute, so a client that never sees a 429
     here will not see one there either.
@@ -58,18 +60,18 @@ class WeightLedger:
     def __init__(self) -> None:
         self._ips: dict[str, _IpWeight] = {}
 
-    def used(self, ip: str, now: float) -> int:
-        """Return the weight `ip` has used in the last minute."""
+    def used(self, ip: str, now: float, window_s: float = DEFAULT_WINDOW_S) -> int:
+        """Return the weight `ip` has used in the last `window_s` seconds."""
         state = self._ips.get(ip)
         if state is None:
             return 0
-        _expire(state, now)
+        _expire(state, now, window_s)
         return state.used
 
     def charge(self, ip: str, weight: int, policy: WeightPolicy, now: float) -> WeightVerdict:
         """Admit and count a request of `weight`, or refuse it with 429 / 418."""
         state = self._ips.setdefault(ip, _IpWeight())
-        _expire(state, now)
+        _expire(state, now, policy.window_s)
         if now < state.banned_until:
             return _banned(state, now)
         if now < state.throttled_until:
@@ -81,7 +83,7 @@ class WeightLedger:
                 Admission.THROTTLED, state.used, _ceil(state.throttled_until - now)
             )
         if state.used + weight > policy.limit:
-            wait = _seconds_until_room(state, weight, policy.limit, now)
+            wait = _seconds_until_room(state, weight, policy, now)
             state.throttled_until = now + wait
             state.strikes = 0
             return WeightVerdict(Admission.THROTTLED, state.used, _ceil(wait))
@@ -103,19 +105,19 @@ def _ceil(seconds: float) -> int:
     return max(1, math.ceil(seconds))
 
 
-def _expire(state: _IpWeight, now: float) -> None:
-    while state.spent and state.spent[0][0] <= now - WINDOW_S:
+def _expire(state: _IpWeight, now: float, window_s: float) -> None:
+    while state.spent and state.spent[0][0] <= now - window_s:
         _, weight = state.spent.popleft()
         state.used -= weight
 
 
-def _seconds_until_room(state: _IpWeight, weight: int, limit: int, now: float) -> float:
+def _seconds_until_room(state: _IpWeight, weight: int, policy: WeightPolicy, now: float) -> float:
     used = state.used
     for spent_at, spent in state.spent:
         used -= spent
-        if used + weight <= limit:
-            return spent_at + WINDOW_S - now
-    return WINDOW_S
+        if used + weight <= policy.limit:
+            return spent_at + policy.window_s - now
+    return policy.window_s
 
 
 def sign(secret: str, payload: str) -> str:

@@ -15,6 +15,7 @@ from livermore_exchange_sim.binance_wire import (
     fmt,
     kline_event,
     kline_row,
+    weight_interval,
 )
 from livermore_exchange_sim.market import Market, TickerSnapshot, Venue
 
@@ -257,14 +258,15 @@ def exchange_info_body(
     config = state.config
     wanted = None if symbols is None else set(symbols)
     products = [p for p in market.products(state.venue) if wanted is None or p.symbol in wanted]
+    weight_interval_name, weight_interval_num = weight_interval(config.weight_window_s)
     return {
         "timezone": "UTC",
         "serverTime": now_ms,
         "rateLimits": [
             {
                 "rateLimitType": "REQUEST_WEIGHT",
-                "interval": "MINUTE",
-                "intervalNum": 1,
+                "interval": weight_interval_name,
+                "intervalNum": weight_interval_num,
                 "limit": config.weight_limit,
             },
             {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},

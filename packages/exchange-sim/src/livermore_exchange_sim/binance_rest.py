@@ -31,13 +31,13 @@ from livermore_exchange_sim.binance_wire import (
     BinanceVenueState,
     banned_msg,
     error_body,
+    used_weight_header,
     weight_exceeded_msg,
 )
 from livermore_exchange_sim.faults import FaultController, RestFault, RestMode
 from livermore_exchange_sim.market import Market
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 MAX_KLINE_LIMIT = 1000
 MAX_RECV_WINDOW = 60_000
 
@@ -153,7 +153,7 @@ class BinanceRestApi:
             response = await handler(request)
         except BinanceRestError as error:
             response = _json(error_body(error.code, error.msg), status=error.status)
-        response.headers[WEIGHT_HEADER] = str(verdict.used)
+        response.headers[used_weight_header(state.config.weight_window_s)] = str(verdict.used)
         return response
 
     def _fault_response(self, fault: RestFault) -> web.Response:
@@ -161,7 +161,7 @@ class BinanceRestApi:
         retry = {"Retry-After": str(fault.retry_after_s)}
         if fault.mode is RestMode.RATE_LIMIT_JSON:
             stats.http_429 += 1
-            body = error_body(-1003, weight_exceeded_msg(self._state.config.weight_limit))
+            body = error_body(-1003, self._exceeded_msg())
             return _json(body, status=429, headers=retry)
         if fault.mode is RestMode.RATE_LIMIT_HTML:
             stats.http_429 += 1
@@ -179,20 +179,28 @@ class BinanceRestApi:
     def _policy(self) -> WeightPolicy:
         config = self._state.config
         return WeightPolicy(
-            config.weight_limit, config.ban_seconds, config.requests_after_429_before_ban
+            config.weight_limit,
+            config.ban_seconds,
+            config.requests_after_429_before_ban,
+            float(config.weight_window_s),
         )
+
+    def _exceeded_msg(self) -> str:
+        config = self._state.config
+        return weight_exceeded_msg(config.weight_limit, config.weight_window_s)
 
     def _refusal(self, admission: Admission, used: int, retry_after_s: int) -> web.Response:
         stats = self._state.stats
         if admission is Admission.THROTTLED:
             stats.http_429 += 1
-            body = error_body(-1003, weight_exceeded_msg(self._state.config.weight_limit))
+            body = error_body(-1003, self._exceeded_msg())
         else:
             stats.http_418 += 1
             clock = self._market.clock
             until = clock.now_ms() + int(retry_after_s * 1000 * clock.speed)
             body = error_body(-1003, banned_msg(until))
-        headers = {"Retry-After": str(retry_after_s), WEIGHT_HEADER: str(used)}
+        header = used_weight_header(self._state.config.weight_window_s)
+        headers = {"Retry-After": str(retry_after_s), header: str(used)}
         return _json(body, status=int(admission), headers=headers)
 
     async def ping(self, request: web.Request) -> web.Response:

@@ -40,6 +40,9 @@ class BinanceVenueConfig:
     """Tunable limits and behaviour of one Binance-protocol venue (binance or binance_us)."""
 
     weight_limit: int = 6000
+    weight_window_s: int = 60
+    """REQUEST_WEIGHT window in whole seconds, published in exchangeInfo (`1 MINUTE`, or
+    `n SECOND` when shorter) and in the used-weight header name (`-1M`, `-nS`)."""
     raw_requests_limit: int = 61000
     ban_seconds: int = 120
     requests_after_429_before_ban: int = 1
@@ -55,6 +58,10 @@ class BinanceVenueConfig:
     api_key: str = "livermore-sim-binance-key"
     api_secret: str = "livermore-sim-binance-secret"
     geo_blocked: bool = False
+
+    def __post_init__(self) -> None:
+        if self.weight_window_s < 1 or self.weight_limit < 1:
+            raise ValueError("weight_window_s and weight_limit must be positive")
 
 
 BINANCE_US_CONFIG = BinanceVenueConfig(
@@ -204,11 +211,27 @@ def error_body(code: int, msg: str) -> dict[str, Any]:
     return {"code": code, "msg": msg}
 
 
-def weight_exceeded_msg(limit: int) -> str:
+def weight_interval(window_s: int) -> tuple[str, int]:
+    """Return the exchangeInfo (interval, intervalNum) of a weight window of `window_s` seconds."""
+    if window_s % 86_400 == 0:
+        return "DAY", window_s // 86_400
+    if window_s % 60 == 0:
+        return "MINUTE", window_s // 60
+    return "SECOND", window_s
+
+
+def used_weight_header(window_s: int) -> str:
+    """Return the used-weight header name: `X-MBX-USED-WEIGHT-(intervalNum)(intervalLetter)`."""
+    interval, num = weight_interval(window_s)
+    return f"X-MBX-USED-WEIGHT-{num}{interval[0]}"
+
+
+def weight_exceeded_msg(limit: int, window_s: int = 60) -> str:
     """Return the -1003 message of a 429."""
+    interval, num = weight_interval(window_s)
     return (
-        f"Too much request weight used; current limit is {limit} request weight per 1 MINUTE. "
-        "Please use WebSocket Streams for live updates to avoid polling the API."
+        f"Too much request weight used; current limit is {limit} request weight per "
+        f"{num} {interval}. Please use WebSocket Streams for live updates to avoid polling the API."
     )
 
 

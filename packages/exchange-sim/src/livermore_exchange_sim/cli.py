@@ -27,6 +27,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--speed", type=float, default=60.0, help="sim seconds per real second")
     parser.add_argument("--symbols", nargs="*", help="base assets to list (default: all)")
     parser.add_argument(
+        "--extra-assets",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also list N synthetic long-tail assets AA1..AAN on every venue (default 0)",
+    )
+    parser.add_argument(
         "--start-ms", type=int, help="simulated start time, epoch ms (default: now)"
     )
     parser.add_argument(
@@ -40,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
 def _config(args: argparse.Namespace) -> SimConfig:
     if args.speed <= 0:
         raise ValueError("--speed must be positive")
+    if args.extra_assets < 0:
+        raise ValueError("--extra-assets must not be negative")
     start_ms = args.start_ms if args.start_ms is not None else SimClock().start_ms
     auth = None
     if args.coinbase_key_name or args.coinbase_public_key:
@@ -54,6 +63,7 @@ def _config(args: argparse.Namespace) -> SimConfig:
         speed=args.speed,
         start_ms=start_ms,
         symbols=symbols,
+        extra_assets=args.extra_assets,
         scenarios=tuple(s for s in scenarios if s.base in wanted),
         coinbase_auth=auth,
     )

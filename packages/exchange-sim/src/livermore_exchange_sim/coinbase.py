@@ -1,4 +1,7 @@
-"""The Coinbase Advanced Trade venue: WebSocket at `/ws`, REST under `/api/v3/brokerage`."""
+"""The Coinbase Advanced Trade venue: WebSocket at `/ws`, REST under `/api/v3/brokerage`.
+
+`GET /_sim/stats` (under the venue prefix) reports REST requests and 429 answers.
+"""
 
 from __future__ import annotations
 
@@ -21,5 +24,6 @@ def create_coinbase_app(
     ws = CoinbaseWs(market, faults, config)
     app = web.Application(middlewares=[rest.middleware])
     app.router.add_routes([web.get(WS_PATH, ws.handle), *rest.routes()])
+    app.router.add_get("/_sim/stats", rest.stats)
     app.on_shutdown.append(ws.close_all)
     return app

@@ -66,6 +66,8 @@ class CoinbaseRest:
         self._config = config
         self._public = _Window(config.coinbase_public_rate_per_s)
         self._private = _Window(config.coinbase_private_rate_per_s)
+        self.requests = 0
+        self.http_429 = 0
 
     def routes(self) -> list[web.RouteDef]:
         """Return the route table (paths relative to the venue prefix)."""
@@ -82,17 +84,26 @@ class CoinbaseRest:
         """Apply injected REST faults, then the public/private rate limits."""
         if PREFIX not in request.path:
             return await handler(request)
+        self.requests += 1
         fault = self._faults.rest_mode(Venue.COINBASE)
         if fault is not None:
             if fault.mode is RestMode.SLOW:
                 await asyncio.sleep(fault.delay_s)
             else:
-                return _fault_response(fault.mode, fault.retry_after_s)
+                response = _fault_response(fault.mode, fault.retry_after_s)
+                if response.status == 429:
+                    self.http_429 += 1
+                return response
         private = request.path.endswith("/accounts")
         window = self._private if private else self._public
         if not window.allow(request.remote or "?"):
+            self.http_429 += 1
             return _error(429, "RATE_LIMIT_EXCEEDED", "Too many requests")
         return await handler(request)
+
+    async def stats(self, request: web.Request) -> web.Response:
+        """`GET /_sim/stats`: REST requests seen and 429s answered (tests assert zero)."""
+        return web.json_response({"requests": self.requests, "http_429": self.http_429})
 
     async def products(self, request: web.Request) -> web.Response:
         """GET market/products (accepts the SDK's limit/offset/product_ids/get_all_products)."""

@@ -23,6 +23,8 @@ class SimConfig:
     speed: float = 60.0
     start_ms: int | None = None
     symbols: tuple[str, ...] | None = None
+    extra_assets: int = 0
+    """Synthetic long-tail assets (`AA1`...) listed on every venue after the default universe."""
     scenarios: tuple[Scenario, ...] = ()
     coinbase_auth: CoinbaseAuthConfig | None = None
     coinbase_snapshot_candles: int = 10

@@ -14,6 +14,7 @@ import hashlib
 import math
 import random
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Generic, NamedTuple, TypeVar
 
 from livermore_exchange_sim.assets import VENUE_VOLUME_SHARE, Asset, Venue
@@ -118,14 +119,37 @@ class PathGenerator:
         cached = self._day_close.get((asset.base, day))
         if cached is not None:
             return cached
+        return self._day_close.put((asset.base, day), self._close(asset, day, self._knot))
+
+    def _close(self, asset: Asset, day: int, knot: Callable[[str, int, int], float]) -> float:
         level = 0.0
         for span, weight in _OCTAVES:
             cell, rest = divmod(day, span)
             frac = rest / span
-            a, b = self._knot(asset.base, span, cell), self._knot(asset.base, span, cell + 1)
+            a, b = knot(asset.base, span, cell), knot(asset.base, span, cell + 1)
             level += weight * (a + (b - a) * frac)
-        price = asset.price * math.exp(level * asset.daily_vol)
-        return self._day_close.put((asset.base, day), price)
+        return asset.price * math.exp(level * asset.daily_vol)
+
+    def day_nodes(self, venue: Venue, asset: Asset, first: int, stop: int) -> list[Node]:
+        """Return the base day nodes `first`..`stop - 1` in one pass, bypassing the caches.
+
+        For long scans (the 52-week range): each knot and close is computed once, and the LRUs
+        keep their hot recent entries instead of filling with a year of one asset's days.
+        """
+        knots: dict[tuple[str, int, int], float] = {}
+
+        def knot(base: str, span: int, index: int) -> float:
+            key = (base, span, index)
+            value = knots.get(key)
+            if value is None:
+                value = knots[key] = self._knot(base, span, index)
+            return value
+
+        closes = [self._close(asset, day, knot) for day in range(first - 1, stop)]
+        return [
+            self._day_from(venue, asset, day, closes[i], closes[i + 1])
+            for i, day in enumerate(range(first, stop))
+        ]
 
     def node(self, venue: Venue, asset: Asset, level_ms: int, index: int) -> Node:
         """Return the base node of size `level_ms` whose open time is `index * level_ms`."""
@@ -141,16 +165,19 @@ class PathGenerator:
         cached = self._days.get((venue, asset.base, day))
         if cached is not None:
             return cached
-        rng = self.rng("day", venue.value, asset.base, day)
         o, c = self.day_close(asset, day - 1), self.day_close(asset, day)
+        node = self._day_from(venue, asset, day, o, c)
+        return self._days.put((venue, asset.base, day), node)
+
+    def _day_from(self, venue: Venue, asset: Asset, day: int, o: float, c: float) -> Node:
+        rng = self.rng("day", venue.value, asset.base, day)
         h = max(o, c) * math.exp(abs(rng.gauss(0.0, 1.0)) * asset.daily_vol * 0.6)
         low = min(o, c) * math.exp(-abs(rng.gauss(0.0, 1.0)) * asset.daily_vol * 0.6)
         usd = asset.usd_volume_24h * VENUE_VOLUME_SHARE[venue] * (0.7 + 0.6 * rng.random())
         units = max(1, int(usd / c * UNITS_PER_BASE))
         extra = 1.0 if asset.thin else 8.0
         trades = 1440 * MIN_TRADES_PER_MINUTE + int(1440 * extra * (0.5 + rng.random()))
-        node = Node(o, h, low, c, units, trades, approx_quote_volume(units, o, h, low, c))
-        return self._days.put((venue, asset.base, day), node)
+        return Node(o, h, low, c, units, trades, approx_quote_volume(units, o, h, low, c))
 
     def children(self, venue: Venue, asset: Asset, level_ms: int, index: int) -> tuple[Node, ...]:
         """Return the children of a node, oldest first."""

@@ -20,6 +20,7 @@ from livermore_exchange_sim.assets import (
     Asset,
     Venue,
     base_of,
+    extra_assets,
     quote_of,
     venue_symbol,
 )
@@ -142,11 +143,12 @@ class Market:
         clock: SimClock,
         symbols: Sequence[str] | None = None,
         scenarios: Sequence[Scenario] = (),
+        extra_assets: int = 0,
     ) -> None:
         self.seed = seed
         self.clock = clock
         self.scenarios: tuple[Scenario, ...] = tuple(scenarios)
-        self.assets: tuple[Asset, ...] = _select_assets(symbols)
+        self.assets: tuple[Asset, ...] = _select_assets(symbols, extra_assets)
         self._assets = {asset.base: asset for asset in self.assets}
         self._gen = PathGenerator(seed)
         self._shaped: Lru[tuple[Venue, str, int, int], Node] = Lru(4_096)
@@ -236,8 +238,7 @@ class Market:
         past = self._years.get((venue, asset.base, today))
         if past is None:
             past = self._years.put(
-                (venue, asset.base, today),
-                self._range(venue, asset, today - 364 * DAY_MS, today),
+                (venue, asset.base, today), self._year_before(venue, asset, today)
             )
         year = aggregate([past, day])
         rng = self._gen.rng("book", venue.value, asset.base, now_ms // 1000)
@@ -269,6 +270,15 @@ class Market:
             high_52w=round(year.high, decimals),
         )
         return self._tickers.put((venue, asset.base, now_ms), snapshot)
+
+    def _year_before(self, venue: Venue, asset: Asset, today_ms: int) -> Node:
+        """Aggregate the 364 days before `today_ms` (one uncached pass; scenario days shaped)."""
+        first = today_ms // DAY_MS - 364
+        days = self._gen.day_nodes(venue, asset, first, first + 364)
+        for i, start in enumerate(range(first * DAY_MS, today_ms, DAY_MS)):
+            if self._scenarios_for(venue, asset.base, start, start + DAY_MS):
+                days[i] = self._node(venue, asset, DAY_MS, first + i)
+        return aggregate(days)
 
     def _last_trade(self, venue: Venue, asset: Asset, now_ms: int) -> int:
         minute = now_ms // MINUTE_MS
@@ -394,16 +404,20 @@ def _to_bar(node: Node, asset: Asset, open_time: int, interval_ms: int) -> Bar:
     )
 
 
-def _select_assets(symbols: Sequence[str] | None) -> tuple[Asset, ...]:
+def _select_assets(symbols: Sequence[str] | None, extra: int) -> tuple[Asset, ...]:
+    """The default universe plus `extra` synthetic assets, narrowed to `symbols` when given."""
+    universe = ASSETS + extra_assets(extra) if extra else ASSETS
     if symbols is None:
-        return ASSETS
+        return universe
+    by_base = {asset.base: asset for asset in universe} if extra else ASSETS_BY_BASE
     chosen: list[Asset] = []
     for raw in symbols:
         base = raw.upper()
         for venue in Venue:
             base = base_of(venue, base) or base
-        if base not in ASSETS_BY_BASE:
-            raise ValueError(f"unknown asset {raw!r}; known: {', '.join(ASSETS_BY_BASE)}")
-        if ASSETS_BY_BASE[base] not in chosen:
-            chosen.append(ASSETS_BY_BASE[base])
+        if base not in by_base:
+            known = ", ".join(ASSETS_BY_BASE) + (f", AA1..AA{extra}" if extra else "")
+            raise ValueError(f"unknown asset {raw!r}; known: {known}")
+        if by_base[base] not in chosen:
+            chosen.append(by_base[base])
     return tuple(chosen)

@@ -5,6 +5,9 @@ async with running_sim(seed=7, speed=60.0) as sim:
     sim.env                       # the LIVERMORE_* overrides
     sim.ws_url(Venue.COINBASE)    # ws://127.0.0.1:PORT/coinbase/ws
     sim.truth(Venue.BINANCE, "BTCUSDT", 60_000, start_ms, end_ms)
+
+async with running_sim(extra_assets=200) as sim:   # 217 products per venue (AA1..AA200 added)
+    ...
 ```
 """
 
@@ -137,12 +140,14 @@ async def running_sim(
     symbols: Sequence[str] | None = None,
     scenarios: Sequence[Scenario] = (),
     start_ms: int | None = None,
+    extra_assets: int = 0,
     host: str = "127.0.0.1",
     **config_fields: Any,
 ) -> AsyncIterator[RunningSim]:
     """Serve a simulator on a free port of `host` for the duration of the block.
 
     A Coinbase API key is generated (`sim.coinbase_key`) unless `coinbase_auth` is given.
+    `extra_assets` lists that many synthetic long-tail assets (`AA1`...) after the default ones.
     Other `SimConfig` fields may be passed as keyword arguments.
     """
     key = None
@@ -154,6 +159,7 @@ async def running_sim(
         speed=speed,
         start_ms=start_ms,
         symbols=None if symbols is None else tuple(symbols),
+        extra_assets=extra_assets,
         scenarios=tuple(scenarios),
         **config_fields,
     )
