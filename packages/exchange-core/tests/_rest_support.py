@@ -66,6 +66,16 @@ async def binance_stats(sim: RunningSim, venue: Venue = Venue.BINANCE) -> dict[s
         return stats
 
 
+async def coinbase_stats(sim: RunningSim) -> dict[str, int]:
+    """Return the sim's Coinbase REST counters (requests, 429s)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{sim.rest_url(Venue.COINBASE)}/_sim/stats") as response,
+    ):
+        stats: dict[str, int] = await response.json()
+        return stats
+
+
 async def configure_binance(sim: RunningSim, venue: Venue = Venue.BINANCE, **fields: Any) -> None:
     """Change the sim's Binance venue config (weight limit, geo block...)."""
     async with (

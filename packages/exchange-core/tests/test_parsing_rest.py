@@ -170,6 +170,20 @@ def test_binance_exchange_info_and_ticker_join_into_products() -> None:
     assert not products["OLDUSDT"].is_trading
 
 
+def test_binance_used_weight_headers_carry_their_window() -> None:
+    headers = {
+        "x-mbx-used-weight": "7",  # legacy, no window: skipped
+        "x-mbx-used-weight-1m": "40",
+        "X-MBX-USED-WEIGHT-3S": "12",
+        "x-mbx-used-weight-1d": "900",
+        "x-mbx-used-weight-xm": "1",
+        "x-mbx-used-weight-2m": "junk",
+        "x-mbx-order-count-10s": "3",
+    }
+    assert sorted(bn.parse_used_weights(headers)) == [(12.0, 3.0), (40.0, 60.0), (900.0, 86400.0)]
+    assert bn.parse_used_weights({}) == []
+
+
 def test_binance_account_and_errors() -> None:
     balances = bn.parse_account_balances(http_body("binance", "http_account"))
     assert balances == [Balance("BTC", 0.25, 0.05), Balance("USDT", 1500.0, 0.0)]

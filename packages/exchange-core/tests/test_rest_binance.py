@@ -1,6 +1,7 @@
 import asyncio
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 
 from livermore_exchange_core.adapters.binance.rest import BinanceRestClient
@@ -138,3 +139,27 @@ async def test_429_and_418_pause_every_caller_for_retry_after(
     assert min(t for t, p in log.sent if t > throttled_at) - throttled_at >= 0.95
     stats = await binance_stats(sim)
     assert stats["http_429"] + stats["http_418"] == 1  # only the injected one: no follow-up ban
+
+
+async def test_short_window_from_exchange_info_and_its_used_weight_header_feed_the_limiter(
+    sim: RunningSim,
+) -> None:
+    # Another process on this IP spends 60 of a 100-per-3 s limit; our limiter learns the rule
+    # from exchangeInfo and the foreign weight from X-MBX-USED-WEIGHT-3S.
+    await configure_binance(sim, weight_limit=100, weight_window_s=3)
+    info_url = f"{sim.rest_url(Venue.BINANCE)}/api/v3/exchangeInfo"
+    async with aiohttp.ClientSession() as other:
+        for _ in range(3):
+            async with other.get(info_url) as response:
+                assert response.status == 200
+    client = _client(sim, RequestLog())
+    limiter = client.limiter
+    assert isinstance(limiter, WeightWindowLimiter)
+    try:
+        await client.exchange_info()  # weight 20, under the default rule still
+        await client.server_time_ms()  # weight 1: the sim answers X-MBX-USED-WEIGHT-3S: 81
+    finally:
+        await _close(client)
+    assert limiter.rules[0] == WindowRule(100.0, 3.0)
+    assert limiter.poll(20.0) > 0  # 21 ours + 60 foreign + 20 > 95 (the 0.95 safety)
+    assert limiter.poll(10.0) == 0.0

@@ -36,7 +36,11 @@ inside one call: the caller gets the `RateLimitedError` and decides."""
 
 @dataclass(frozen=True, slots=True)
 class HttpReply:
-    """A finished HTTP exchange: status, headers and the body (parsed JSON, else text)."""
+    """A finished HTTP exchange: status, headers and the body (parsed JSON, else text).
+
+    Header names are lowercased: HTTP names are case-insensitive and HTTP/2 servers (Binance
+    behind its CDN) send them in lower case, so an exact-case lookup would miss them.
+    """
 
     status: int
     headers: Mapping[str, str]
@@ -45,7 +49,7 @@ class HttpReply:
 
     def header_float(self, name: str) -> float | None:
         """Return a numeric header (`Retry-After`, `X-MBX-USED-WEIGHT-1M`), if present."""
-        raw = self.headers.get(name)
+        raw = self.headers.get(name.lower())
         try:
             return float(raw) if raw is not None else None
         except ValueError:
@@ -68,7 +72,8 @@ async def http_get(
                 body: Any = json.loads(text) if text else None
             except ValueError:
                 body = text
-            return HttpReply(response.status, dict(response.headers), body, str(response.url))
+            headers = {name.lower(): value for name, value in response.headers.items()}
+            return HttpReply(response.status, headers, body, str(response.url))
     except (aiohttp.ClientError, TimeoutError) as error:
         raise TransientNetworkError(
             f"GET {url} failed: {type(error).__name__}: {error}", exchange=exchange

@@ -48,12 +48,38 @@ KLINES_WEIGHT = 2
 """Request weight of `/api/v3/klines` at any limit."""
 
 USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+"""The used-weight header of Binance's published 1-minute window; see `parse_used_weights`."""
+
+_USED_WEIGHT_PREFIX = "x-mbx-used-weight-"
+_INTERVAL_LETTER_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 ERROR_INVALID_SYMBOL = -1121
 ERROR_TOO_MUCH_WEIGHT = -1003
 
 
 # ------------------------------------------------------------------ REST
+
+
+def parse_used_weights(headers: Mapping[str, str]) -> list[tuple[float, float]]:
+    """Return (used weight, window seconds) of every `X-MBX-USED-WEIGHT-(n)(S|M|H|D)` header.
+
+    The window comes from the header name, as exchangeInfo's REQUEST_WEIGHT rule names it
+    (`-1M` for the published minute); the bare legacy `X-MBX-USED-WEIGHT` has none and is skipped.
+    """
+    found: list[tuple[float, float]] = []
+    for name, raw in headers.items():
+        lowered = name.lower()
+        if not lowered.startswith(_USED_WEIGHT_PREFIX):
+            continue
+        suffix = lowered.removeprefix(_USED_WEIGHT_PREFIX)
+        unit = _INTERVAL_LETTER_S.get(suffix[-1:])
+        if unit is None or not suffix[:-1].isdigit():
+            continue
+        try:
+            found.append((float(raw), int(suffix[:-1]) * unit))
+        except ValueError:
+            continue
+    return found
 
 
 def parse_kline_row(

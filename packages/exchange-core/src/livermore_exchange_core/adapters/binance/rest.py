@@ -117,9 +117,8 @@ class BinanceRestClient:
                 reply = await http_get(self._http(), full, headers=headers, exchange=self._name)
             finally:
                 self._limiter.settle(granted_at, weight)
-            used = reply.header_float(parsing.USED_WEIGHT_HEADER)
-            if used is not None:
-                self._limiter.observe_used(used, 60.0)
+            for used, window_s in parsing.parse_used_weights(reply.headers):
+                self._limiter.observe_used(used, window_s)
             return self._check(reply)
 
         return await call_with_retries(
