@@ -14,23 +14,15 @@ from livermore_cache.tickers import OrderBookCache, TickerCache
 from livermore_exchange_core.base import RestClient
 from livermore_exchange_core.clock import ExchangeClock
 from livermore_exchange_core.pipeline import CandlePipeline, ClosedCandleHook
-from livermore_schema.enums import Timeframe
+from livermore_exchange_core.reconciliation import GapRepairer
 from livermore_schema.market import Candle
 from livermore_schema.settings import CacheSettings
 
 
-class RestRangeRepairer:
-    """Fetches a gap's closed bars with the venue's real REST client (GapRepairer stand-in)."""
-
-    def __init__(self, rest: RestClient) -> None:
-        self._rest = rest
-        self.calls: list[tuple[str, Timeframe, int, int]] = []
-
-    async def repair(
-        self, symbol: str, timeframe: Timeframe, since_ms: int, until_ms: int
-    ) -> Sequence[Candle]:
-        self.calls.append((symbol, timeframe, since_ms, until_ms))
-        return await self._rest.get_candles(symbol, timeframe, start_ms=since_ms, end_ms=until_ms)
+def gap_repairer(redis: Any, rest: RestClient, exchange_id: int, exchange_name: str) -> GapRepairer:
+    """The worker's repairer: fetches a gap's missing closed bars over REST and writes them."""
+    cache = CandleCache(redis, CacheSettings())
+    return GapRepairer(rest, cache, exchange_id=exchange_id, exchange_name=exchange_name)
 
 
 @dataclass

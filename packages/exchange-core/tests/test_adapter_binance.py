@@ -15,7 +15,7 @@ from livermore_exchange_sim.testing import running_sim
 from livermore_schema.enums import RUNTIME_TIMEFRAMES, ExchangeName, Timeframe
 from livermore_schema.timeframes import duration_ms
 
-from ._streaming import RestRangeRepairer, assert_matches_truth, wired_pipeline
+from ._streaming import assert_matches_truth, gap_repairer, wired_pipeline
 
 SPEED = 600.0
 HOUR = 3_600_000
@@ -59,7 +59,7 @@ async def test_binance_cache_equals_truth_through_every_fault(redis: Any) -> Non
             ExchangeName.BINANCE, 2, rest_url=sim.rest_url(Venue.BINANCE)
         )
         rest = create_rest_client(config, clock_rate=SPEED)
-        repairer = RestRangeRepairer(rest)
+        repairer = gap_repairer(redis, rest, 2, "binance")
         async with wired_pipeline(
             redis, exchange_id=2, exchange_name="binance", repairer=repairer, rest_lag_ms=15_000
         ) as wired:
@@ -93,7 +93,7 @@ async def test_binance_cache_equals_truth_through_every_fault(redis: Any) -> Non
             await asyncio.wait_for(wired.pipeline.drain(), 30)
         await rest.aclose()
         stats = wired.pipeline.stats
-        assert repairer.calls, "reconnects must have caused REST repairs"
+        assert stats.repairs > 0, "reconnects must have caused REST repairs"
         assert stats.repaired > 0 and stats.repair_failures == 0
         assert conn.connections >= socket_reconnects + 1  # a stall may outlast one reconnect
         for symbol in SYMBOLS:

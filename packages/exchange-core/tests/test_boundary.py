@@ -143,3 +143,38 @@ async def test_bar_not_yet_published_is_retried_until_rest_has_it(
     # Until exchange time says the bar is closed the client has nothing to ask for (an empty
     # answer, retried with backoff); then exactly one request per timeframe fetches it.
     assert len([p for _, p in log.sent if p.endswith("/candles")]) == len(due_tfs)
+
+
+async def test_a_wave_catches_its_series_up_after_missed_boundaries_in_the_same_request(
+    sim: RunningSim, redis: Redis
+) -> None:
+    log, delivered = RequestLog(), []
+    service, client, cache = await _service(sim, redis, log, delivered)
+    service.set_symbols(["BTC-USD"])
+    fifteen = duration_ms(Timeframe.M15)
+    now = await client.server_time_ms()
+    boundary = floor_to_boundary(now - 5_000, Timeframe.M15)
+    if boundary % duration_ms(Timeframe.H1) == 0:
+        boundary -= fifteen  # keep this wave to the 15m series alone
+    try:
+        # The cache ends 4 bars early: three boundaries passed without a wave (say, during the
+        # startup backfill).
+        old = await client.get_candles(
+            "BTC-USD", Timeframe.M15, start_ms=boundary - 5 * fifteen, end_ms=boundary - 3 * fifteen
+        )
+        await cache.write_many(old)
+        requests_before = len(log.sent)
+        wave = service.on_five_minute_close(_five_minute_close("BTC-USD", boundary))
+        assert wave is not None
+        fetched = await asyncio.wait_for(wave, 30)
+    finally:
+        await service.aclose()
+        assert client._session is not None
+        await client._session.close()
+    assert [c.open_time for c in fetched] == [boundary - fifteen]
+    missed = [boundary - i * fifteen for i in (3, 2, 1)]
+    assert [c.open_time for c in delivered] == missed  # oldest first, the just-closed one last
+    assert len(log.sent) - requests_before == 1  # the catch-up rode on the wave's one request
+    cached = await cache.between(1, "BTC-USD", Timeframe.M15, 0, boundary)
+    truth = sim.truth(Venue.COINBASE, "BTC-USD", fifteen, boundary - 5 * fifteen, boundary)
+    assert [(c.open_time, c.close) for c in cached] == [(b.open_time, b.close) for b in truth]

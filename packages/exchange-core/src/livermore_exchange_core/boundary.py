@@ -6,6 +6,15 @@ symbols (however many symbols report that same 5m close), asking for the bar tha
 (open = boundary - duration), not the one just opened. REST can lag the close by a moment, so a
 symbol whose answer lacks the bar is retried a few times with backoff; a bucket without trades
 never appears and is given up quietly. Every fetch goes through the shared rate limiter.
+
+Each fetch also catches its series up: when the newest cached bar is older than the one before
+the just-closed bar (a boundary passed while the startup backfill ran, before the service
+started, during a stall that hid its 5m close, or its wave failed), the same request starts
+right after that cached bar (at most `MAX_CATCH_UP_BARS`, one page), and the missed bars are
+written and handed on, oldest first, before the just-closed one. Nothing stays missing past the
+series' next boundary, at no extra request. Fetches of one series run one at a time, in wave
+order, so overlapping waves (a burst of 5m closes after a stall) neither fetch nor publish a
+missed bar twice, nor an older bar after a newer one.
 """
 
 from __future__ import annotations
@@ -30,6 +39,9 @@ HIGHER_TIMEFRAMES: tuple[Timeframe, ...] = (Timeframe.M15, Timeframe.H1, Timefra
 
 LAG_RETRY = BackoffPolicy(base_s=0.5, factor=2.0, cap_s=8.0, jitter=0.3, max_attempts=5)
 """Retries for a bar REST has not published yet: ~15 s of patience in total."""
+
+MAX_CATCH_UP_BARS = 300
+"""The most bars one fetch asks for (Coinbase's page), catch-up included."""
 
 OnClosed = Callable[[Candle], Awaitable[None]]
 
@@ -61,6 +73,7 @@ class BoundaryRestService:
         self._lag_retry = lag_retry
         self._rng = rng or random.Random()
         self._last_boundary: dict[Timeframe, int] = {}
+        self._series_locks: dict[tuple[str, Timeframe], asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[list[Candle]]] = set()
         self.waves = 0
         self._log = log.bind(exchange=exchange_name)
@@ -121,12 +134,20 @@ class BoundaryRestService:
     async def _fetch_closed(
         self, symbol: str, timeframe: Timeframe, boundary_ms: int
     ) -> Candle | None:
+        lock = self._series_locks.setdefault((symbol, timeframe), asyncio.Lock())
+        async with lock:
+            return await self._fetch_series(symbol, timeframe, boundary_ms)
+
+    async def _fetch_series(
+        self, symbol: str, timeframe: Timeframe, boundary_ms: int
+    ) -> Candle | None:
         open_time = boundary_ms - duration_ms(timeframe)
+        since = await self._missing_since(symbol, timeframe, open_time)
         backoff = Backoff(self._lag_retry, self._rng)
         while True:
             try:
                 candles = await self._rest.get_candles(
-                    symbol, timeframe, start_ms=open_time, end_ms=boundary_ms
+                    symbol, timeframe, start_ms=since, end_ms=boundary_ms
                 )
             except FatalError as error:
                 self._log.warning("boundary.fetch_failed", symbol=symbol, error=str(error))
@@ -134,21 +155,43 @@ class BoundaryRestService:
             except LivermoreExchangeError as error:
                 candles = []
                 self._log.warning("boundary.fetch_retry", symbol=symbol, error=str(error))
-            found = next((c for c in candles if c.open_time == open_time and c.closed), None)
-            if found is not None:
-                await self._deliver(found)
+            closed = {c.open_time: c for c in candles if c.closed and since <= c.open_time}
+            found = closed.get(open_time)
+            if found is not None or backoff.exhausted():
+                await self._deliver([closed[t] for t in sorted(closed) if t <= open_time])
+                if found is None:
+                    self._log.info(
+                        "boundary.bar_absent",
+                        symbol=symbol,
+                        tf=timeframe.value,
+                        open_time=open_time,
+                    )
                 return found
-            if backoff.exhausted():
-                self._log.info(
-                    "boundary.bar_absent", symbol=symbol, tf=timeframe.value, open_time=open_time
-                )
-                return None
             await asyncio.sleep(backoff.next_delay())
 
-    async def _deliver(self, candle: Candle) -> None:
-        await self._cache.write_many([candle], user_id=self._user_ids.get(candle.symbol))
+    async def _missing_since(self, symbol: str, timeframe: Timeframe, open_time: int) -> int:
+        """Return where the fetch of the bar at `open_time` starts: after the newest cached bar."""
+        step = duration_ms(timeframe)
+        newest = await self._cache.recent(
+            self._exchange_id, symbol, timeframe, 1, user_id=self._user_ids.get(symbol)
+        )
+        if not newest:
+            return open_time  # nothing to anchor on: the startup backfill owns history
+        last_closed = newest[-1].open_time - (0 if newest[-1].closed else step)
+        if last_closed >= open_time - step:
+            return open_time
+        self._log.info(
+            "boundary.catch_up", symbol=symbol, tf=timeframe.value, since_ms=last_closed + step
+        )
+        return max(last_closed + step, open_time - (MAX_CATCH_UP_BARS - 1) * step)
+
+    async def _deliver(self, candles: Sequence[Candle]) -> None:
+        if not candles:
+            return
+        await self._cache.write_many(candles, user_id=self._user_ids.get(candles[0].symbol))
         if self._on_closed is not None:
-            await self._on_closed(candle)
+            for candle in candles:
+                await self._on_closed(candle)
 
     async def drain(self) -> None:
         """Wait for every wave in flight to finish."""
