@@ -134,6 +134,7 @@ HOUR = 3_600_000
 START = 1_712_185_200_000  # 2024-04-03 23:00 UTC: 4h boundaries at 00:00 and 04:00, 1d at 00:00
 END = START + 5 * HOUR  # 04:00 UTC
 BACKFILL_BARS = 4
+STALL_S = 1_500
 SYMBOLS = ["BTC-USD", "ETH-USD", "SOL-USD"]
 FAST = SocketPolicy(
     stall_timeout_s=0.5,
@@ -292,8 +293,10 @@ async def _inject_faults(sim: Any, adapter: CoinbaseAdapter, clock: Any) -> None
         target = max(clock.now_ms() + rng.randint(8, 16) * MINUTE, not_before)
         await asyncio.wait_for(clock.wait_until(target), 20)
         if isinstance(fault, str):
-            not_before = clock.now_ms() + 13 * MINUTE  # 10 stalled + 3 flowing
-            sim.faults.stall(Venue.COINBASE, sim_seconds=600)
+            # 1.5 s of wall time at 1000x: three times the watchdog's 0.5 s, so a loaded
+            # machine still sees the silence.
+            not_before = clock.now_ms() + (STALL_S * 1000 + 3 * MINUTE)
+            sim.faults.stall(Venue.COINBASE, sim_seconds=STALL_S)
         else:
             sim.faults.inject_ws(Venue.COINBASE, fault)
         if fault not in _NO_RECONNECT:
