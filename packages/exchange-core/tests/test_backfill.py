@@ -150,11 +150,11 @@ async def test_coinbase_200_symbol_backfill_zero_429s_within_published_rate(redi
 async def test_binance_200_symbol_backfill_bound_by_weight_zero_429s_within_optimum(
     redis: Redis,
 ) -> None:
-    # The sim's REQUEST_WEIGHT rule is made small (450 per 3 s, 150 weight/s) so the limit binds
-    # within seconds, well below what one core pushes through sim + client here (~360/s);
-    # the sim publishes it in exchangeInfo ("3 SECOND") and in X-MBX-USED-WEIGHT-3S, and our
-    # limiter (starting from the default 6000 per minute) takes it from there, as in production.
-    window_s, limit = 3, 450
+    # The sim's REQUEST_WEIGHT rule is made small (800 per 5 s, 160 weight/s) so the limit binds
+    # within seconds, well below what one core pushes through sim + client here (~360/s); the
+    # sim publishes it in exchangeInfo ("5 SECOND") and in X-MBX-USED-WEIGHT-5S, and our limiter
+    # (starting from the default 6000 per minute) takes it from there, as in production.
+    window_s, limit = 5, 800
     async with running_sim(
         seed=21, speed=SPEED, start_ms=START_MS, extra_assets=BIG - DEFAULT_ASSETS
     ) as sim:

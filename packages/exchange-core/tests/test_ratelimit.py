@@ -100,6 +100,20 @@ def test_used_weight_feedback_slows_down_for_foreign_usage() -> None:
     limiter.observe_used(0, 60.0)
 
 
+def test_used_weight_figure_handled_late_is_not_taken_for_foreign_weight() -> None:
+    clock = ManualClock()
+    limiter = WeightWindowLimiter([WindowRule(100, 3.0)], safety=1.0, margin_s=0.0, clock=clock)
+    begin = clock.now
+    limiter.settle(_schedule(limiter, clock, [50.0])[0], 50.0)  # answered at once
+    clock.now = begin + 2.9
+    sent = _schedule(limiter, clock, [10.0])[0]  # the server counts 50 + 10 on arrival
+    clock.now = begin + 3.4  # its answer is handled 0.5 s late: the 50 has left the window
+    limiter.settle(sent, 10.0)
+    assert limiter.poll(100.0) > 0  # another caller looks: 10 ours in the window
+    limiter.observe_used(60, 3.0, sent_at=sent)  # all 60 were ours: nothing foreign
+    assert _schedule(limiter, clock, [90.0]) == [begin + 3.4]
+
+
 def test_rules_from_exchange_info() -> None:
     rate_limits = [
         {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},

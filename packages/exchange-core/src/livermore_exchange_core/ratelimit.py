@@ -47,8 +47,12 @@ class RateLimiter(Protocol):
         """Make every caller wait `seconds` from now (a `Retry-After`)."""
         ...
 
-    def observe_used(self, used: float, window_s: float) -> None:
-        """Feed back the usage the server reports for its `window_s` window."""
+    def observe_used(self, used: float, window_s: float, sent_at: float | None = None) -> None:
+        """Feed back the usage the server reports for its `window_s` window.
+
+        `sent_at` is the grant moment of the request whose answer carried the figure (the
+        server counted at its arrival, later), when the caller knows it.
+        """
         ...
 
 
@@ -121,7 +125,7 @@ class SpacingLimiter(_Pausable):
         """Wait until this request may start (spacing and any pause); return the grant moment."""
         return await self._acquire(cost)
 
-    def observe_used(self, used: float, window_s: float) -> None:
+    def observe_used(self, used: float, window_s: float, sent_at: float | None = None) -> None:
         """Coinbase publishes no usage header on public endpoints; nothing to correct."""
 
 
@@ -150,13 +154,23 @@ class _Window:
         self.times: list[float] = []
         self.units: list[float] = []
         self.total = 0.0
+        # Entries that left the window, kept one more span: a server figure taken before they
+        # left (an answer handled late) still counted them, and `used_since` must too.
+        self.past_times: list[float] = []
+        self.past_units: list[float] = []
 
     def _expire(self, now: float) -> None:
         count = bisect.bisect_right(self.times, now - self.span_s)
         if count:
             self.total -= sum(self.units[:count])
+            self.past_times.extend(self.times[:count])
+            self.past_units.extend(self.units[:count])
             del self.times[:count]
             del self.units[:count]
+        forget = bisect.bisect_right(self.past_times, now - 2 * self.span_s)
+        if forget:
+            del self.past_times[:forget]
+            del self.past_units[:forget]
 
     def wait_for(self, now: float, units: float) -> float:
         """Return 0 when `units` fit now, else the seconds until enough entries expire."""
@@ -188,9 +202,10 @@ class _Window:
                 return
             index += 1
 
-    def used_within(self, now: float, slack: float) -> float:
-        low = bisect.bisect_right(self.times, now - self.window_s - slack)
-        return sum(self.units[low:])
+    def used_since(self, moment: float) -> float:
+        low = bisect.bisect_right(self.times, moment)
+        past = bisect.bisect_right(self.past_times, moment)
+        return sum(self.units[low:]) + sum(self.past_units[past:])
 
 
 def rules_from_exchange_info(rate_limits: list[dict[str, object]]) -> list[WindowRule]:
@@ -280,15 +295,25 @@ class WeightWindowLimiter(_Pausable):
         for window in self._windows:
             window.move(granted_at, cost if window.rule.counts_weight else 1.0, now)
 
-    def observe_used(self, used: float, window_s: float) -> None:
-        """Account for server-seen weight we did not send (never lowers our own count)."""
+    def observe_used(self, used: float, window_s: float, sent_at: float | None = None) -> None:
+        """Account for server-seen weight we did not send (never lowers our own count).
+
+        The server's figure is as of the request's arrival, somewhere after `sent_at`: all it
+        counted arrived after `sent_at - window`, and we stamp an entry no earlier than its
+        arrival (at the answer), so our entries since then cover it; only weight beyond that
+        is foreign. Comparing against a window ending *now* instead would call our own weight
+        foreign whenever an answer is handled later than the slack (a loaded event loop, a
+        short window) and block a whole window for nothing.
+        """
         now = self._clock()
         for window in self._windows:
             if window.rule.counts_weight and abs(window.rule.window_s - window_s) < 1e-6:
-                # The server may still count what just left our window: only weight beyond
-                # that is foreign.
-                slack = _FEEDBACK_SLACK_FRACTION * window.window_s + self._margin_s
-                missing = used - window.used_within(now, slack)
+                if sent_at is not None:
+                    since = sent_at - window.window_s - self._margin_s
+                else:
+                    slack = _FEEDBACK_SLACK_FRACTION * window.window_s + self._margin_s
+                    since = now - window.window_s - slack
+                missing = used - window.used_since(since)
                 if missing > 0:
                     window.record(now, missing)
 

@@ -118,7 +118,7 @@ class BinanceRestClient:
             finally:
                 self._limiter.settle(granted_at, weight)
             for used, window_s in parsing.parse_used_weights(reply.headers):
-                self._limiter.observe_used(used, window_s)
+                self._limiter.observe_used(used, window_s, sent_at=granted_at)
             return self._check(reply)
 
         return await call_with_retries(
