@@ -32,6 +32,7 @@ from livermore_exchange_core.base import RestClient
 from livermore_exchange_core.boundary import HIGHER_TIMEFRAMES, BoundaryRestService
 from livermore_exchange_core.clock import ExchangeClock
 from livermore_exchange_core.config import ExchangeConfig
+from livermore_exchange_core.errors import ExchangeUnavailableError
 from livermore_exchange_core.events import AdapterLifecycle
 from livermore_exchange_core.factory import create_adapter
 from livermore_exchange_core.indicators.calculator import IndicatorCalculator
@@ -168,6 +169,21 @@ class StreamingSession:
         if self.profile.orderbook:
             await self.adapter.subscribe_order_books(symbols)
         await self.adapter.connect()
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        """Wait until the exchange has accepted the connection and every subscription.
+
+        Raises:
+            ExchangeUnavailableError: not within `timeout_s` (the start then fails cleanly).
+        """
+        try:
+            await asyncio.wait_for(self.adapter.wait_ready(), timeout_s)
+        except TimeoutError as err:
+            raise ExchangeUnavailableError(
+                f"{self._exchange.name.value}: no open connection with acknowledged "
+                f"subscriptions within {timeout_s:g} s",
+                exchange=self._exchange.name.value,
+            ) from err
 
     def start_boundary(self, symbols: Sequence[str]) -> bool:
         """Start the Coinbase boundary REST service; return whether this exchange needs one."""

@@ -222,6 +222,7 @@ class Worker:
         )
         assert self.group is not None
         await session.connect(self.group, names)
+        await session.wait_ready(self.services.worker_settings.connect_timeout_s)
         await self.transition(
             ConnectionState.CONNECTING, "boundary", phase=StartupPhase.BOUNDARY, percent=85
         )

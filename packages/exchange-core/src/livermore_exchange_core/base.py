@@ -142,6 +142,13 @@ class ExchangeAdapter(abc.ABC):
         """The symbols whose order books are streamed."""
 
     @abc.abstractmethod
+    async def wait_ready(self) -> None:
+        """Return once every connection is open and its subscriptions are acknowledged.
+
+        Callers bound it with a timeout; it never raises (the adapter keeps reconnecting).
+        """
+
+    @abc.abstractmethod
     async def close(self) -> None:
         """Close every connection and stop reconnecting."""
 

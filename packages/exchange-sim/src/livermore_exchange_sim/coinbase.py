@@ -1,6 +1,7 @@
 """The Coinbase Advanced Trade venue: WebSocket at `/ws`, REST under `/api/v3/brokerage`.
 
-`GET /_sim/stats` (under the venue prefix) reports REST requests and 429 answers.
+`GET /_sim/stats` (under the venue prefix) reports REST requests and 429 answers;
+`GET /_sim/subscriptions` lists each live WebSocket connection's channels and products.
 """
 
 from __future__ import annotations
@@ -25,5 +26,6 @@ def create_coinbase_app(
     app = web.Application(middlewares=[rest.middleware])
     app.router.add_routes([web.get(WS_PATH, ws.handle), *rest.routes()])
     app.router.add_get("/_sim/stats", rest.stats)
+    app.router.add_get("/_sim/subscriptions", ws.subscriptions)
     app.on_shutdown.append(ws.close_all)
     return app

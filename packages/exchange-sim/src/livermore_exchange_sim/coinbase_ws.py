@@ -62,6 +62,14 @@ class CoinbaseWs:
         self._config = config
         self._live: set[_Connection] = set()
 
+    async def subscriptions(self, request: web.Request) -> web.Response:
+        """`GET /_sim/subscriptions`: each live connection's channels and products."""
+        live = [
+            {channel: sorted(products) for channel, products in conn.subs.items()}
+            for conn in self._live
+        ]
+        return web.json_response({"connections": live})
+
     async def close_all(self, app: web.Application) -> None:
         """Close every live connection with 1001 (server going away)."""
         for conn in list(self._live):

@@ -116,6 +116,7 @@ class WorkerSettings(BaseSettings):
     backfill_candles: int = Field(default=100, ge=10)
     tier1_limit: int = Field(default=100, ge=1)
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    connect_timeout_s: float = Field(default=30.0, gt=0)
     alert_cooldown_s: float = Field(default=300.0, ge=0)
     discord_webhook_url: SecretStr | None = None
 

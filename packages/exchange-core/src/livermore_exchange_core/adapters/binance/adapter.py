@@ -86,6 +86,13 @@ class _Connection:
     streams: set[str] = field(default_factory=set)
     sent: set[str] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
+    unacked: set[int] = field(default_factory=set)  # SUBSCRIBE/UNSUBSCRIBE ids not answered yet
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def mark_ready(self) -> None:
+        """Set `ready` when the socket is open and every request has been answered."""
+        if not self.unacked and self.socket.is_open:
+            self.ready.set()
 
 
 class BinanceAdapter(ExchangeAdapter):
@@ -163,6 +170,12 @@ class BinanceAdapter(ExchangeAdapter):
         self._running = True
         for conn in self._connections:
             self._start(conn)
+
+    async def wait_ready(self) -> None:
+        """Return once every connection with streams is open and its requests are answered."""
+        for conn in list(self._connections):
+            if conn.streams:
+                await conn.ready.wait()
 
     async def close(self) -> None:
         """Close every connection."""
@@ -263,7 +276,10 @@ class BinanceAdapter(ExchangeAdapter):
         async def on_open() -> None:
             conn = holder[0]
             conn.sent = set()
+            conn.unacked.clear()
+            conn.ready.clear()
             await self._send_streams(conn, "SUBSCRIBE", sorted(conn.streams))
+            conn.mark_ready()
 
         async def on_message(raw: str) -> None:
             await self._on_frame(holder[0], raw)
@@ -292,7 +308,10 @@ class BinanceAdapter(ExchangeAdapter):
     async def _send_streams(self, conn: _Connection, method: str, streams: list[str]) -> None:
         for start in range(0, len(streams), self._per_message):
             chunk = streams[start : start + self._per_message]
-            request = {"method": method, "params": chunk, "id": next(self._request_ids)}
+            request_id = next(self._request_ids)
+            request = {"method": method, "params": chunk, "id": request_id}
+            conn.unacked.add(request_id)
+            conn.ready.clear()
             await conn.socket.send(json.dumps(request))
             if method == "SUBSCRIBE":
                 conn.sent.update(chunk)
@@ -312,6 +331,10 @@ class BinanceAdapter(ExchangeAdapter):
             self._on_depth(frame.get("stream", ""), data)
 
     async def _on_control(self, conn: _Connection, frame: dict[str, Any]) -> None:
+        request_id = frame.get("id")
+        if isinstance(request_id, int) and request_id in conn.unacked:
+            conn.unacked.discard(request_id)  # answered: a result, or an error logged below
+            conn.mark_ready()
         if "code" in frame and frame.get("code") is not None:
             reason = f"{frame.get('code')}: {frame.get('msg')}"
             self._log.error("binance.control_error", socket=conn.socket.label, reason=reason)

@@ -126,6 +126,10 @@ class CoinbaseAdapter(ExchangeAdapter):
         self._next_seq: int | None = None
         self._next_beat: int | None = None
         self._subscribed = False
+        # Subscribe/unsubscribe messages the exchange has not answered yet (each gets one
+        # `subscriptions` frame); `_ready` is set once the open connection has none outstanding.
+        self._unanswered = 0
+        self._ready = asyncio.Event()
         self._awaiting: dict[str, Timeframe] = {}
         self._handlers = {
             CANDLES: self._on_candles,
@@ -245,14 +249,30 @@ class CoinbaseAdapter(ExchangeAdapter):
         # Bar channels are ignored until every subscription is out; each is then trusted from
         # its first frame on (see `_start_channel`).
         self._subscribed = False
+        self._unanswered = 0
+        self._ready.clear()
         self._awaiting = {MARKET_TRADES: TRADES_TIMEFRAME, CANDLES: CANDLES_TIMEFRAME}
         for book in self._books.values():
             book.drop_open_bars()  # built by a lost connection: they may lack its last frames
         self._l2.unsync_all()  # the new connection sends every book's snapshot again
-        await self._socket.send(json.dumps(subscribe_message(HEARTBEATS, [])))
+        await self._send_control(subscribe_message(HEARTBEATS, []))
         await self._send_channels(sorted(self._series), unsubscribe=False)
         await self._send_channel(LEVEL2, sorted(self._l2.symbols), unsubscribe=False)
         self._subscribed = True
+        self._mark_ready()
+
+    async def _send_control(self, message: dict[str, Any]) -> None:
+        self._unanswered += 1
+        self._ready.clear()
+        await self._socket.send(json.dumps(message))
+
+    def _mark_ready(self) -> None:
+        if self._subscribed and self._unanswered == 0 and self._socket.is_open:
+            self._ready.set()
+
+    async def wait_ready(self) -> None:
+        """Return once the socket is open and every subscription message has been answered."""
+        await self._ready.wait()
 
     async def _send_channels(self, products: list[str], *, unsubscribe: bool) -> None:
         for channel in _DATA_CHANNELS:
@@ -261,9 +281,7 @@ class CoinbaseAdapter(ExchangeAdapter):
     async def _send_channel(self, channel: str, products: list[str], *, unsubscribe: bool) -> None:
         for start in range(0, len(products), self._per_message):
             chunk = products[start : start + self._per_message]
-            await self._socket.send(
-                json.dumps(subscribe_message(channel, chunk, unsubscribe=unsubscribe))
-            )
+            await self._send_control(subscribe_message(channel, chunk, unsubscribe=unsubscribe))
 
     # ------------------------------------------------------------------ frames
 
@@ -308,6 +326,8 @@ class CoinbaseAdapter(ExchangeAdapter):
 
     async def _on_subscriptions(self, events: list[dict[str, Any]], now: int) -> None:
         self._log.debug("coinbase.subscriptions", events=events)
+        self._unanswered = max(0, self._unanswered - 1)
+        self._mark_ready()
 
     async def _on_heartbeats(self, events: list[dict[str, Any]], now: int) -> None:
         for event in events:
