@@ -115,3 +115,23 @@ async def test_no_trade_buckets_are_confirmed_empty_and_not_refetched(
 def _tail_unconfirmed(truth: list[Bar], until: int) -> int:
     """Empty minutes after the last real bar stay unconfirmed (no later bar proves them final)."""
     return (until - truth[-1].open_time) // M - 1 if truth else 0
+
+
+async def test_tier2_symbol_repairs_into_its_users_keys_only(sim: RunningSim, redis: Redis) -> None:
+    log = RequestLog()
+    client, cache, _ = await _setup(sim, redis, log)
+    tier2: dict[str, int] = {}
+    repairer = GapRepairer(client, cache, exchange_id=1, user_ids=tier2)
+    tier2["SOL-USD"] = 7  # added after construction, as a worker adds a Tier 2 symbol
+    try:
+        candles = await client.get_candles("SOL-USD", Timeframe.M1, limit=30)
+        since, until = candles[0].open_time, candles[-1].open_time + M
+        repaired = await repairer.repair("SOL-USD", Timeframe.M1, since, until)
+    finally:
+        assert client._session is not None
+        await client._session.close()
+    assert [c.open_time for c in repaired] == [c.open_time for c in candles]
+    assert await redis.exists(keys.candles_key(1, "SOL-USD", Timeframe.M1)) == 0  # shared pool
+    user_key = keys.user_candles_key(7, 1, "SOL-USD", Timeframe.M1)
+    assert await redis.zcard(user_key) == len(candles)
+    assert 0 < await redis.ttl(user_key) <= CacheSettings().user_candle_ttl_s

@@ -125,6 +125,7 @@ class StreamingSession:
                 services.candles,
                 exchange_id=self._exchange.exchange_id,
                 exchange_name=self._exchange.name.value,
+                user_ids=self._tier2,
             ),
             clock=self.clock,
             on_closed_candle=self._on_closed,

@@ -10,7 +10,7 @@ the bars its first attempt already wrote.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -101,13 +101,20 @@ class GapRepairer:
         exchange_id: int,
         exchange_name: str = "",
         user_id: int | None = None,
+        user_ids: Mapping[str, int] | None = None,
     ) -> None:
         self._rest = rest_client
         self._cache = candle_cache
         self._exchange_id = exchange_id
         self._user_id = user_id
+        # Tier 2 symbols (symbol -> user) repair into that user's keys; the mapping is read on
+        # every call, so a caller may keep adding symbols to it.
+        self._user_ids: Mapping[str, int] = user_ids if user_ids is not None else {}
         self._empty: dict[tuple[str, Timeframe], set[int]] = {}
         self._log = log.bind(exchange=exchange_name or str(exchange_id))
+
+    def _user_of(self, symbol: str) -> int | None:
+        return self._user_ids.get(symbol, self._user_id)
 
     def confirmed_empty(self, symbol: str, timeframe: Timeframe) -> frozenset[int]:
         """Return the slots REST confirmed to have no bar (no trades) for a series."""
@@ -129,7 +136,7 @@ class GapRepairer:
         self, symbol: str, timeframe: Timeframe, since_ms: int, until_ms: int
     ) -> list[Candle]:
         cached = await self._cache.between(
-            self._exchange_id, symbol, timeframe, since_ms, until_ms, user_id=self._user_id
+            self._exchange_id, symbol, timeframe, since_ms, until_ms, user_id=self._user_of(symbol)
         )
         return [c for c in cached if c.closed and since_ms <= c.open_time < until_ms]
 
@@ -166,7 +173,7 @@ class GapRepairer:
             self._remember_empty(symbol, timeframe, gap, closed, until_ms)
         ordered = [repaired[key] for key in sorted(repaired)]
         if ordered:
-            await self._cache.write_many(ordered, user_id=self._user_id)
+            await self._cache.write_many(ordered, user_id=self._user_of(symbol))
             self._log.info(
                 "gap.repaired",
                 symbol=symbol,
