@@ -290,3 +290,53 @@ async def test_a_failing_sink_never_stops_the_publish(
     direct = make_evaluator(redis, settings, sink=BrokenSink())
     [again] = await direct.evaluate(reading(-260.0, 2))
     assert await asyncio.wait_for(alerts.get(), 5) == again
+
+
+async def _hgetall_calls(redis: Any) -> int:
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_hgetall", {}).get("calls", 0))
+
+
+@pytest.mark.usefixtures("ticker")
+async def test_a_warm_evaluator_claims_without_reading_the_state(
+    redis: Any, settings: CacheSettings
+) -> None:
+    evaluator = make_evaluator(redis, settings, cooldown_s=0)
+    await evaluator.evaluate(reading(-140.0, 0))  # the first bar reads the (empty) state
+    await redis.config_resetstat()
+    labels = await feed(evaluator, [-160.0, -140.0, -160.0, -155.0], start=1)
+    assert labels == ["level_-150", "level_-150", "level_-150"]
+    assert await _hgetall_calls(redis) == 0
+    state = await redis.hgetall(keys.alert_state_key(1, SYMBOL, Timeframe.M1))
+    assert state == {"open_time": str(T0 + 4 * MIN), "prev": "-155.0", "armed": "1"}
+
+
+@pytest.mark.usefixtures("ticker")
+async def test_a_state_moved_behind_the_evaluators_back_is_re_read_and_fires_once(
+    redis: Any, settings: CacheSettings, alerts: asyncio.Queue[AlertEvent]
+) -> None:
+    a = make_evaluator(redis, settings, cooldown_s=0)
+    b = make_evaluator(redis, settings, cooldown_s=0)
+    assert await feed(a, [-140.0, -160.0]) == ["level_-150"]
+    # b claims slot 2 (crossing back up) while a still remembers slot 1 at -160
+    assert await feed(b, [-140.0], start=2) == ["level_-150"]
+    await redis.config_resetstat()
+    assert await a.evaluate(reading(-140.0, 2)) == []  # already claimed by b
+    # from a's stale memory (-160 -> -160) nothing would fire; from Redis (-140 -> -160) it does
+    assert [e.trigger_label for e in await a.evaluate(reading(-160.0, 3))] == ["level_-150"]
+    assert await b.evaluate(reading(-160.0, 3)) == []
+    assert await _hgetall_calls(redis) == 1  # only a's claim of slot 3 found the state moved
+    published = [await asyncio.wait_for(alerts.get(), 5) for _ in range(3)]
+    assert [int(e.triggered_at.timestamp() * 1000) for e in published] == [
+        T0 + 2 * MIN,
+        T0 + 3 * MIN,
+        T0 + 4 * MIN,
+    ]
+    # a state lost behind its back (the hash deleted) is noticed too: the next bar only
+    # initialises, where a's memory (-160 -> -140) would have fired level_-150 up
+    await redis.delete(keys.alert_state_key(1, SYMBOL, Timeframe.M1))
+    assert await a.evaluate(reading(-140.0, 4)) == []
+    assert [e.trigger_label for e in await a.evaluate(reading(-160.0, 5))] == ["level_-150"]
+    event = await asyncio.wait_for(alerts.get(), 5)
+    assert int(event.triggered_at.timestamp() * 1000) == T0 + 6 * MIN
+    assert alerts.empty()

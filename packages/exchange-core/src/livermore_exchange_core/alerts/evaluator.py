@@ -2,8 +2,12 @@
 
 Per series the previous MACD-V, the bar it came from and the reversal arming live in one hash
 (`alert_state_key`); a Lua compare-and-set claims each bar once, so evaluators racing on the same
-value (or a restarted one re-reading it) fire at most once. Each label's cooldown is its own key
-(`alert_cooldown_key`) holding the exchange time it last fired, checked and set by one script.
+value (or a restarted one re-reading it) fire at most once. The evaluator remembers the state it
+last claimed and sends the claim straight away (one round trip per bar); the script compares the
+whole stored state with it and answers "moved" when another evaluator or a restart changed it,
+and only then is the hash re-read. Redis stays the only authority. Each label's cooldown is its
+own key (`alert_cooldown_key`) holding the exchange time it last fired, checked and set by one
+script.
 
 Cooldowns are measured in **exchange time**, the indicator bar's open time, never the wall clock
 (SPEC section 4): a replay at 100x behaves like real time, and a restart mid-cooldown still sees
@@ -48,17 +52,20 @@ COOLDOWN_TTL_SLACK_MS = 24 * 3600 * 1000
 """Cooldown keys expire this long after the cooldown itself (garbage collection only)."""
 _CLAIM_ATTEMPTS = 5
 
-# KEYS[1] state hash; ARGV: open_time, expected stored open_time ('' = none), macd_v, rearm, ttl.
+# KEYS[1] state hash; ARGV: open_time, then the state the rules ran on (expected open_time, prev,
+# armed; '' = absent), then macd_v, rearm, ttl.
 # Returns 1 claimed, 0 not newer than the stored bar, -1 state moved since it was read.
 _CLAIM = """
-local cur = redis.call('HGET', KEYS[1], 'open_time')
-if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
-if (cur or '') ~= ARGV[2] then return -1 end
-redis.call('HSET', KEYS[1], 'open_time', ARGV[1], 'prev', ARGV[3])
-if ARGV[4] == '1' or redis.call('HEXISTS', KEYS[1], 'armed') == 0 then
+local cur = redis.call('HMGET', KEYS[1], 'open_time', 'prev', 'armed')
+if cur[1] and tonumber(cur[1]) >= tonumber(ARGV[1]) then return 0 end
+if (cur[1] or '') ~= ARGV[2] or (cur[2] or '') ~= ARGV[3] or (cur[3] or '') ~= ARGV[4] then
+  return -1
+end
+redis.call('HSET', KEYS[1], 'open_time', ARGV[1], 'prev', ARGV[5])
+if ARGV[6] == '1' or not cur[3] then
   redis.call('HSET', KEYS[1], 'armed', '1')
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
 return 1
 """
 # KEYS[1] state hash; ARGV: open_time. Disarms only if that bar is still the latest claimed.
@@ -104,6 +111,11 @@ def _text(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
+_State = tuple[str, str, str]
+"""A series' stored (open_time, prev, armed) as Redis holds them; '' = absent."""
+_EMPTY: _State = ("", "", "")
+
+
 class AlertEvaluator:
     """Evaluates every new IndicatorValue of one exchange and publishes the AlertEvents."""
 
@@ -134,6 +146,7 @@ class AlertEvaluator:
         self._claim = redis.register_script(_CLAIM)
         self._disarm = redis.register_script(_DISARM)
         self._cooldown = redis.register_script(_COOLDOWN)
+        self._known: dict[str, _State] = {}  # state key -> what this evaluator last claimed
         self._log = log.bind(exchange_id=exchange_id, exchange=exchange_name)
 
     async def evaluate(
@@ -152,7 +165,12 @@ class AlertEvaluator:
             if await self._take_cooldown(value, trigger.label):
                 fired.append(trigger)
         if any(isinstance(t, Reversal) for t in fired):
-            await self._disarm(keys=[state_key], args=[value.open_time])
+            disarmed = int(await self._disarm(keys=[state_key], args=[value.open_time]))
+            known = self._known.get(state_key)
+            if disarmed and known is not None and known[0] == str(value.open_time):
+                self._known[state_key] = (known[0], known[1], "0")
+            elif not disarmed:
+                self._known.pop(state_key, None)
         if not fired:
             return []
         return await self._publish(value, macd_v, fired, user_id)
@@ -161,31 +179,52 @@ class AlertEvaluator:
         self, state_key: str, value: IndicatorValue, macd_v: float
     ) -> RuleOutcome | None:
         """Claim the bar for this evaluator; return the rule outcome, or None if not ours."""
+        state = self._known.get(state_key)
         for _ in range(_CLAIM_ATTEMPTS):
-            state = {_text(k): _text(v) for k, v in (await self._redis.hgetall(state_key)).items()}
-            stored = state.get("open_time", "")
+            if state is None:
+                state = await self._read_state(state_key)
+            stored, prev, armed = state
             if stored and int(stored) >= value.open_time:
                 return None
             outcome = RuleOutcome((), True)
-            if "prev" in state:  # the first value of a series only initialises it
-                armed = state.get("armed", "1") == "1"
+            if prev:  # the first value of a series only initialises it
                 outcome = evaluate_rules(
-                    float(state["prev"]), macd_v, value.value.histogram, armed=armed
+                    float(prev), macd_v, value.value.histogram, armed=armed in ("1", "")
                 )
+            new_prev = repr(macd_v)
             args: list[int | str] = [
                 value.open_time,
                 stored,
-                repr(macd_v),
+                prev,
+                armed,
+                new_prev,
                 int(outcome.rearmed),
                 STATE_TTL_MS,
             ]
             claimed = int(await self._claim(keys=[state_key], args=args))
             if claimed == 1:
+                new_armed = "1" if outcome.rearmed or not armed else armed
+                self._remember(state_key, (str(value.open_time), new_prev, new_armed))
                 return outcome
             if claimed == 0:
+                known = self._known.get(state_key)
+                if known is not None and int(known[0] or 0) < value.open_time:
+                    self._known.pop(state_key, None)  # stale: a newer bar was claimed elsewhere
                 return None
+            self._known.pop(state_key, None)
+            state = None  # moved behind our back (another evaluator, a restart): re-read
         self._log.warning("alert.claim_contended", symbol=value.symbol, timeframe=value.timeframe)
         return None
+
+    async def _read_state(self, state_key: str) -> _State:
+        raw = {_text(k): _text(v) for k, v in (await self._redis.hgetall(state_key)).items()}
+        return (raw.get("open_time", ""), raw.get("prev", ""), raw.get("armed", ""))
+
+    def _remember(self, state_key: str, state: _State) -> None:
+        """Keep a claimed state unless a concurrent call already remembered a newer bar."""
+        known = self._known.get(state_key)
+        if known is None or not known[0] or int(known[0]) < int(state[0]):
+            self._known[state_key] = state
 
     async def _take_cooldown(self, value: IndicatorValue, label: str) -> bool:
         key = keys.alert_cooldown_key(value.exchange_id, value.symbol, value.timeframe, label)
