@@ -6,8 +6,9 @@ bar closing at a minute arriving at once (1,000 per minute, 6,000 at the day bou
 `--gc-freeze` freezes the warmed-up heap; `--profile out.pstats` profiles the live phase.
 
 Starts a private redis-server (never the configured Redis) and composes the path the worker
-composes (`livermore_worker.wiring`): `CandlePipeline` (CandleCache.write -> publish_candle_close)
--> hook: `IndicatorCalculator.on_closed_candle` (IndicatorCache.write -> publish_indicator) ->
+composes (`livermore_worker.wiring`): `CandlePipeline` (candle write + publish_candle_close queued
+on a `WriteBatch`) -> batched hook: `IndicatorCalculator.on_closed_candle` (indicator SET + publish
+queued behind them, one pipelined flush) ->
 `AlertEvaluator.evaluate` (Redis state/cooldown scripts -> publish_alert). Every series gets
 `--history` closed bars, the calculator is warmed from the cache, then closed candles of every
 series (round-robin, one bar per series per round, and one ticker per symbol per round) enter
@@ -38,6 +39,7 @@ from multiprocessing.connection import Connection
 from _common import latency_line, percentile, private_redis
 
 from livermore_cache import channels
+from livermore_cache.batch import WriteBatch
 from livermore_cache.candles import CandleCache
 from livermore_cache.client import RedisClient, connect_redis
 from livermore_cache.indicators import IndicatorCache
@@ -191,15 +193,15 @@ class DataPath:
             publisher=publisher,
             repairer=None,
             clock=ExchangeClock(),
-            on_closed_candle=self.on_closed,
+            on_closed_batch=self.on_closed,
         )
         self.entered: dict[Key, int] = {}
         self.finished: dict[Key, int] = {}
         self.published = 0
 
-    async def on_closed(self, candle: Candle) -> None:
+    async def on_closed(self, candle: Candle, batch: WriteBatch) -> None:
         """The pipeline hook, as `StreamingSession._on_closed` with alerts enabled."""
-        value = await self.calculator.on_closed_candle(candle)
+        value = await self.calculator.on_closed_candle(candle, batch=batch)
         if value is not None:
             self.published += len(await self.evaluator.evaluate(value))
         self.finished[key_of(candle)] = time.monotonic_ns()

@@ -94,7 +94,16 @@ async def test_every_cache_command_touches_one_key(redis: Redis) -> None:
             await indicators.read(1, "BTC-USD", Timeframe.H4, user_id=user)
             await indicators.read_many(1, "BTC-USD", [Timeframe.H1, M5], user_id=user)
 
+    async def batched() -> None:
+        batch = candles.batch()
+        candles.add_write(batch, candle(4), user_id=7)
+        publisher.add_candle_close(batch, candle(4), user_id=7)
+        indicators.add_write(batch, indicator(Timeframe.M15), user_id=7)
+        publisher.add_indicator(batch, indicator(Timeframe.M15))
+        await batch.flush()
+
     steps: list[Callable[[], Awaitable[Any]]] = [
+        batched,
         lambda: candles.write(candle(0, closed=False, sequence=1)),
         lambda: candles.write(candle(0, closed=True, sequence=2), user_id=7),
         lambda: candles.write_many([candle(i) for i in range(15)]),
@@ -154,7 +163,7 @@ async def check_segment(
         found = await keys_of(redis, args)
         if len(found) > 1:
             multi_key.append(args)
-        if not from_lua and args[0].upper() == "EVALSHA":
+        if not from_lua and args[0].upper() in ("EVALSHA", "EVAL"):
             script_keys.update(found)
     for from_lua, args in segment:
         if from_lua:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import structlog
 
 from livermore_cache import keys
+from livermore_cache.batch import WriteBatch
 from livermore_cache.candles import CandleCache
 from livermore_cache.client import RedisClient
 from livermore_cache.indicators import IndicatorCache
@@ -128,7 +129,7 @@ class StreamingSession:
                 user_ids=self._tier2,
             ),
             clock=self.clock,
-            on_closed_candle=self._on_closed,
+            on_closed_batch=self._on_closed,
             on_lifecycle=self._on_lifecycle,
             user_id=services.user_id,
             tier2_users=self._tier2,
@@ -326,11 +327,11 @@ class StreamingSession:
             symbols = sorted({s for s, _ in self.adapter.subscriptions})
             self.boundary.set_symbols(symbols, self._tier2)
 
-    async def _on_closed(self, candle: Candle) -> None:
+    async def _on_closed(self, candle: Candle, batch: WriteBatch | None = None) -> None:
         if candle.timeframe not in self.profile.timeframes:
-            return
+            return  # the pipeline flushes the bar's own write and publish
         user_id = self._tier2.get(candle.symbol)
-        value = await self.calculator.on_closed_candle(candle, user_id=user_id)
+        value = await self.calculator.on_closed_candle(candle, user_id=user_id, batch=batch)
         if value is not None and self._alerts_on:
             await self.evaluator.evaluate(value, user_id=user_id)
         if self.boundary is not None and candle.timeframe is Timeframe.M5:

@@ -5,6 +5,7 @@ Key and channel builders live in `livermore_cache.keys` and `livermore_cache.cha
 """
 
 from livermore_cache import channels, keys
+from livermore_cache.batch import WriteBatch
 from livermore_cache.candles import CandleCache
 from livermore_cache.client import RedisClient, connect_redis
 from livermore_cache.commands import CommandBus, CommandInbox
@@ -33,6 +34,7 @@ __all__ = (  # noqa: RUF022 - grouped by purpose, sorted within each group
     "OrderBookCache",
     "StatusStore",
     "TickerCache",
+    "WriteBatch",
     # pub/sub
     "Publisher",
     "Subscription",

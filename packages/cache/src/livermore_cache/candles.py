@@ -10,6 +10,7 @@ from redis.exceptions import NoScriptError
 
 from livermore_cache import keys
 from livermore_cache._lua import CANDLE_WRITE
+from livermore_cache.batch import WriteBatch
 from livermore_cache.client import RedisClient
 from livermore_schema.enums import Timeframe
 from livermore_schema.market import Candle
@@ -63,6 +64,18 @@ class CandleCache:
             *_candle_args(candle),
         )
         return int(written) > 0
+
+    def add_write(self, batch: WriteBatch, candle: Candle, *, user_id: int | None = None) -> None:
+        """Queue `write` of one candle on `batch` (nothing for a synthetic bar)."""
+        if candle.synthetic:
+            return
+        ttl = 0 if user_id is None else self._user_ttl
+        key = self.write_key(candle, user_id)
+        batch.add("EVAL", CANDLE_WRITE.source, 1, key, self._retention, ttl, *_candle_args(candle))
+
+    def batch(self) -> WriteBatch:
+        """Return an empty `WriteBatch` on this cache's client."""
+        return WriteBatch(self._redis)
 
     async def write_many(self, candles: Sequence[Candle], *, user_id: int | None = None) -> int:
         """Write a batch (one script call per series, pipelined); return how many were stored."""

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from livermore_cache import keys
+from livermore_cache.batch import WriteBatch
 from livermore_cache.client import RedisClient
 from livermore_schema.enums import IndicatorType, Timeframe
 from livermore_schema.indicators import IndicatorValue
@@ -30,6 +31,12 @@ class IndicatorCache:
     async def write(self, value: IndicatorValue, *, user_id: int | None = None) -> None:
         """Store a reading with the indicator TTL."""
         await self._redis.set(self.write_key(value, user_id), value.model_dump_json(), ex=self._ttl)
+
+    def add_write(
+        self, batch: WriteBatch, value: IndicatorValue, *, user_id: int | None = None
+    ) -> None:
+        """Queue `write` of one reading on `batch`."""
+        batch.add("SET", self.write_key(value, user_id), value.model_dump_json(), "EX", self._ttl)
 
     def read_keys(
         self,

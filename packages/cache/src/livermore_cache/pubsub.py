@@ -11,6 +11,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from livermore_cache import channels
+from livermore_cache.batch import WriteBatch
 from livermore_cache.client import RedisClient
 from livermore_schema.alerts import AlertEvent
 from livermore_schema.indicators import IndicatorValue
@@ -36,6 +37,23 @@ class Publisher:
         Raises:
             ValueError: the candle is unfinished or synthetic; only real closed bars are published.
         """
+        receivers = 0
+        for channel, payload in self._candle_close_messages(candle, user_id):
+            receivers += int(await self._redis.publish(channel, payload))
+        return receivers
+
+    def add_candle_close(
+        self, batch: WriteBatch, candle: Candle, *, user_id: int | None = None
+    ) -> None:
+        """Queue `publish_candle_close` on `batch` (after the candle's write, for the order).
+
+        Raises:
+            ValueError: the candle is unfinished or synthetic; only real closed bars are published.
+        """
+        for channel, payload in self._candle_close_messages(candle, user_id):
+            batch.add("PUBLISH", channel, payload)
+
+    def _candle_close_messages(self, candle: Candle, user_id: int | None) -> list[tuple[str, str]]:
         if not candle.closed or candle.synthetic:
             raise ValueError(
                 f"only real closed candles are published: {candle.symbol} {candle.timeframe} "
@@ -43,13 +61,13 @@ class Publisher:
             )
         payload = candle.storage_json()
         channel = channels.candle_close_channel(candle.exchange_id, candle.symbol, candle.timeframe)
-        receivers = int(await self._redis.publish(channel, payload))
+        messages = [(channel, payload)]
         if self._legacy and user_id is not None:
             twin = channels.legacy_candle_close_channel(
                 user_id, candle.exchange_id, candle.symbol, candle.timeframe
             )
-            receivers += int(await self._redis.publish(twin, payload))
-        return receivers
+            messages.append((twin, payload))
+        return messages
 
     async def publish_ticker(self, ticker: Ticker) -> int:
         """Publish a ticker; return the receiver count."""
@@ -62,6 +80,13 @@ class Publisher:
             value.exchange_id, value.symbol, value.timeframe, value.type
         )
         return int(await self._redis.publish(channel, value.model_dump_json()))
+
+    def add_indicator(self, batch: WriteBatch, value: IndicatorValue) -> None:
+        """Queue `publish_indicator` on `batch`."""
+        channel = channels.indicator_channel(
+            value.exchange_id, value.symbol, value.timeframe, value.type
+        )
+        batch.add("PUBLISH", channel, value.model_dump_json())
 
     async def publish_alert(self, event: AlertEvent) -> int:
         """Publish an alert on its exchange's channel; return the receiver count."""

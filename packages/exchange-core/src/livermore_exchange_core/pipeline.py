@@ -4,6 +4,12 @@ closed candle -> `CandleCache.write` (Tier 1, or Tier 2 for a user's symbol) ->
 `Publisher.publish_candle_close` (after the write, carrying the closed bar; the legacy twin only
 with a user context) -> the `on_closed_candle` hook (indicator, alerts, boundary service).
 
+With `on_closed_batch` instead, the write and the publish are queued on a `WriteBatch` that the
+hook receives: it computes the indicator, queues its own write and publish behind them and
+flushes, so the whole closed-bar write is one round trip, still in order (each publish after
+its write). The pipeline flushes whatever the hook left unsent, so the bar is stored and
+announced even when the hook fails.
+
 Each series is delivered once per bar and in open-time order. A `GapNotice` closes a gate on its
 series: later live bars wait while the missing range is fetched over REST, then the repaired bars
 and the waiting live bars go through the same path, oldest first.
@@ -32,6 +38,7 @@ from typing import Protocol
 
 import structlog
 
+from livermore_cache.batch import WriteBatch
 from livermore_cache.candles import CandleCache
 from livermore_cache.pubsub import Publisher
 from livermore_cache.tickers import OrderBookCache, TickerCache
@@ -51,6 +58,7 @@ from livermore_schema.timeframes import duration_ms
 log = structlog.get_logger(__name__)
 
 ClosedCandleHook = Callable[[Candle], Awaitable[None]]
+BatchedCloseHook = Callable[[Candle, WriteBatch], Awaitable[None]]
 LifecycleHook = Callable[[AdapterLifecycle], Awaitable[None]]
 Series = tuple[str, Timeframe]
 
@@ -113,6 +121,7 @@ class CandlePipeline:
         repairer: Repairer | None,
         clock: ExchangeClock,
         on_closed_candle: ClosedCandleHook | None = None,
+        on_closed_batch: BatchedCloseHook | None = None,
         on_lifecycle: LifecycleHook | None = None,
         user_id: int | None = None,
         tier2_users: Mapping[str, int] | None = None,
@@ -130,7 +139,10 @@ class CandlePipeline:
         self._publisher = publisher
         self._repairer = repairer
         self._clock = clock
+        if on_closed_candle is not None and on_closed_batch is not None:
+            raise ValueError("give on_closed_candle or on_closed_batch, not both")
         self._hook = on_closed_candle
+        self._batch_hook = on_closed_batch
         self._lifecycle_hook = on_lifecycle
         self._user_id = user_id
         self.tier2_users: dict[str, int] = dict(tier2_users or {})
@@ -312,11 +324,26 @@ class CandlePipeline:
         if not candle.closed or (last is not None and candle.open_time <= last):
             self.stats.duplicates += 1
             return
+        if self._batch_hook is not None:
+            await self._deliver_batched(candle, self._batch_hook)
+            return
         await self._candles.write(candle, user_id=self.tier2_users.get(candle.symbol))
         await self._publisher.publish_candle_close(candle, user_id=self._user_id)
         self._last[series] = candle.open_time
         self.stats.delivered += 1
         await self._call_hook(candle)
+
+    async def _deliver_batched(self, candle: Candle, hook: BatchedCloseHook) -> None:
+        batch = self._candles.batch()
+        self._candles.add_write(batch, candle, user_id=self.tier2_users.get(candle.symbol))
+        self._publisher.add_candle_close(batch, candle, user_id=self._user_id)
+        self._last[(candle.symbol, candle.timeframe)] = candle.open_time
+        self.stats.delivered += 1
+        try:
+            await hook(candle, batch)
+        except Exception:
+            self._log.exception("pipeline.hook_failed", symbol=candle.symbol)
+        await batch.flush()
 
     # ------------------------------------------------------------------ gaps
 

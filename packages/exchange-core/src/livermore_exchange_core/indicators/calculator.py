@@ -1,10 +1,13 @@
 """IndicatorCalculator: one incremental MACD-V state per series, fed by closed candles.
 
 Per closed bar: O(1) state update, then one `IndicatorCache.write` and one
-`Publisher.publish_indicator`. A bar that is not newer than the state's last bar is a repaired
-or replayed past bar (gap repair writes the bar to the cache before publishing it): the series is
-re-warmed from the cache, which then holds it, and the recomputed latest value is written but
-**not** published, because no new bar closed (the alert evaluator has already judged that bar).
+`Publisher.publish_indicator`; given the pipeline's `WriteBatch` (which already holds the bar's
+write and publish), both are queued behind them and the batch is flushed: one round trip.
+
+A bar that is not newer than the state's last bar is a repaired or replayed past bar (gap repair
+writes the bar to the cache before publishing it): the series is re-warmed from the cache, which
+then holds it, and the recomputed latest value is written but **not** published, because no new
+bar closed (the alert evaluator has already judged that bar).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 
 import structlog
 
+from livermore_cache.batch import WriteBatch
 from livermore_cache.candles import CandleCache
 from livermore_cache.indicators import IndicatorCache
 from livermore_cache.pubsub import Publisher
@@ -107,36 +111,32 @@ class IndicatorCalculator:
             return await self._warmup(symbol, timeframe, None, user_id)
 
     async def on_closed_candle(
-        self, candle: Candle, *, user_id: int | None = None
+        self, candle: Candle, *, user_id: int | None = None, batch: WriteBatch | None = None
     ) -> IndicatorValue | None:
         """Update the series with a newly closed bar; write and publish its value.
+
+        Args:
+            candle: The closed bar.
+            user_id: The Tier 2 owner of the series, if any.
+            batch: Commands still to send that write and announce `candle`; flushed (with the
+                value's write and publish behind them on the plain path) before this returns.
 
         Returns:
             The new value, or None when nothing new was published (unfinished bar, or a
             repaired past bar that re-warmed the series instead).
         """
         if not candle.closed or candle.synthetic or candle.exchange_id != self._exchange_id:
+            if batch is not None:
+                await batch.flush()
             return None
         key = (candle.symbol, candle.timeframe)
         async with self._lock(*key):
             state = self._states.get(key)
-            if state is None:
-                # The seeded history ends with this very bar, so its value is the new one.
-                value = await self._warmup(candle.symbol, candle.timeframe, candle, user_id)
-                if value is not None:
-                    await self._publisher.publish_indicator(value)
-                return value
-            last = state.last
-            if last is not None and candle.open_time <= last.open_time:
-                self._log.info(
-                    "indicator.past_bar_rewarm",
-                    symbol=candle.symbol,
-                    timeframe=candle.timeframe.value,
-                    open_time=candle.open_time,
-                    last_open_time=last.open_time,
-                )
-                await self._warmup(candle.symbol, candle.timeframe, None, user_id)
-                return None
+            last = state.last if state is not None else None
+            if state is None or (last is not None and candle.open_time <= last.open_time):
+                if batch is not None:
+                    await batch.flush()  # the slow paths read the cache, which must hold the bar
+                return await self._rewarm(candle, user_id, last.open_time if last else None)
             point = state.update(candle)
             value = to_indicator_value(
                 point,
@@ -144,9 +144,34 @@ class IndicatorCalculator:
                 symbol=candle.symbol,
                 timeframe=candle.timeframe,
             )
-            await self._indicators.write(value, user_id=user_id)
-            await self._publisher.publish_indicator(value)
+            if batch is None:
+                await self._indicators.write(value, user_id=user_id)
+                await self._publisher.publish_indicator(value)
+            else:
+                self._indicators.add_write(batch, value, user_id=user_id)
+                self._publisher.add_indicator(batch, value)
+                await batch.flush()
             return value
+
+    async def _rewarm(
+        self, candle: Candle, user_id: int | None, last_open_time: int | None
+    ) -> IndicatorValue | None:
+        """Seed the series from the cache: ending with `candle` (published), or for a past bar."""
+        if last_open_time is None:
+            # The seeded history ends with this very bar, so its value is the new one.
+            value = await self._warmup(candle.symbol, candle.timeframe, candle, user_id)
+            if value is not None:
+                await self._publisher.publish_indicator(value)
+            return value
+        self._log.info(
+            "indicator.past_bar_rewarm",
+            symbol=candle.symbol,
+            timeframe=candle.timeframe.value,
+            open_time=candle.open_time,
+            last_open_time=last_open_time,
+        )
+        await self._warmup(candle.symbol, candle.timeframe, None, user_id)
+        return None
 
     def _lock(self, symbol: str, timeframe: Timeframe) -> asyncio.Lock:
         return self._locks.setdefault((symbol, timeframe), asyncio.Lock())
