@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import random
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -26,7 +25,6 @@ import structlog
 from livermore_exchange_core.adapters.binance import parsing, urls
 from livermore_exchange_core.base import Balance, ProductInfo
 from livermore_exchange_core.candle_range import resolve_range
-from livermore_exchange_core.config import Credentials, ExchangeConfig
 from livermore_exchange_core.errors import (
     AuthenticationError,
     BadRequestError,
@@ -38,12 +36,10 @@ from livermore_exchange_core.errors import (
 )
 from livermore_exchange_core.http import DEFAULT_RETRY, HttpReply, call_with_retries, http_get
 from livermore_exchange_core.ratelimit import (
-    RateLimiter,
     WeightWindowLimiter,
-    rate_limiter_for,
     rules_from_exchange_info,
 )
-from livermore_exchange_core.servertime import ServerClock
+from livermore_exchange_core.rest_base import BaseRestClient
 from livermore_schema.enums import Timeframe
 from livermore_schema.market import Candle
 
@@ -54,51 +50,12 @@ _AUTH_CODES = {-2014, -2015}
 _TIMESTAMP_CODE = -1021
 
 
-class BinanceRestClient:
+class BinanceRestClient(BaseRestClient):
     """Klines, exchangeInfo + 24h volumes, server time and (with credentials) balances."""
 
-    def __init__(
-        self,
-        config: ExchangeConfig,
-        credentials: Credentials | None = None,
-        *,
-        session: aiohttp.ClientSession | None = None,
-        limiter: RateLimiter | None = None,
-        clock_rate: float = 1.0,
-        rng: random.Random | None = None,
-    ) -> None:
-        self._config = config
-        self._name = config.name.value
-        self._credentials = credentials
-        self._session = session
-        self._owns_session = session is None
-        self._limiter = limiter or rate_limiter_for(config.name, config.limits)
-        self._rng = rng or random.Random()
-        self._limits_loaded = False
-        self._limits_lock: asyncio.Lock | None = None
-        self.clock = ServerClock(self._fetch_server_time, rate=clock_rate)
-        self.requests = 0
-
-    @property
-    def exchange_id(self) -> int:
-        """The `exchanges.id` stamped on every candle."""
-        return self._config.exchange_id
-
-    @property
-    def limiter(self) -> RateLimiter:
-        """The shared limiter every request of this client goes through."""
-        return self._limiter
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=_TIMEOUT)
-        return self._session
-
-    async def aclose(self) -> None:
-        """Close the HTTP session if this client created it."""
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
+    # exchangeInfo's rate limits are loaded once, on first use, by the first caller.
+    _limits_loaded = False
+    _limits_lock: asyncio.Lock | None = None
 
     # ------------------------------------------------------------------ transport
 

@@ -13,18 +13,15 @@ shows up as 429 with a JSON *or* HTML body, or as 401 on public candles (coinbas
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 import structlog
 
 from livermore_exchange_core.adapters.coinbase import parsing, urls
 from livermore_exchange_core.adapters.coinbase.auth import rest_jwt
 from livermore_exchange_core.base import Balance, ProductInfo
 from livermore_exchange_core.candle_range import resolve_range
-from livermore_exchange_core.config import Credentials, ExchangeConfig
 from livermore_exchange_core.errors import (
     AuthenticationError,
     BadRequestError,
@@ -33,59 +30,15 @@ from livermore_exchange_core.errors import (
     RateLimitedError,
 )
 from livermore_exchange_core.http import DEFAULT_RETRY, HttpReply, call_with_retries, http_get
-from livermore_exchange_core.ratelimit import RateLimiter, rate_limiter_for
-from livermore_exchange_core.servertime import ServerClock
+from livermore_exchange_core.rest_base import BaseRestClient
 from livermore_schema.enums import Timeframe
 from livermore_schema.market import Candle
 
 log = structlog.get_logger(__name__)
 
-_TIMEOUT = aiohttp.ClientTimeout(total=20)
 
-
-class CoinbaseRestClient:
+class CoinbaseRestClient(BaseRestClient):
     """Public candles and products, server time and (with credentials) account balances."""
-
-    def __init__(
-        self,
-        config: ExchangeConfig,
-        credentials: Credentials | None = None,
-        *,
-        session: aiohttp.ClientSession | None = None,
-        limiter: RateLimiter | None = None,
-        clock_rate: float = 1.0,
-        rng: random.Random | None = None,
-    ) -> None:
-        self._config = config
-        self._credentials = credentials
-        self._session = session
-        self._owns_session = session is None
-        self._limiter = limiter or rate_limiter_for(config.name, config.limits)
-        self._rng = rng or random.Random()
-        self.clock = ServerClock(self._fetch_server_time, rate=clock_rate)
-        self.requests = 0
-        self._log = log.bind(exchange=config.name.value)
-
-    @property
-    def exchange_id(self) -> int:
-        """The `exchanges.id` stamped on every candle."""
-        return self._config.exchange_id
-
-    @property
-    def limiter(self) -> RateLimiter:
-        """The shared limiter every request of this client goes through."""
-        return self._limiter
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=_TIMEOUT)
-        return self._session
-
-    async def aclose(self) -> None:
-        """Close the HTTP session if this client created it."""
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
 
     # ------------------------------------------------------------------ transport
 
