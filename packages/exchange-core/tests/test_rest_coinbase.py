@@ -62,10 +62,29 @@ async def test_candles_page_through_ranges_and_equal_ground_truth(sim: RunningSi
     assert sim.clock.now_ms() - candles[-1].open_time < 2 * FIVE_MIN + 2 * 1000 * SPEED
 
 
+async def _inside_a_traded_minute(sim: RunningSim, symbol: str) -> None:
+    """Wait until the in-progress 1m bucket has traded and stays open long enough for a request.
+
+    Coinbase omits buckets without trades, the open one included, so right after a minute starts
+    there may be no open bar to return.
+    """
+    minute = 60_000
+    while True:
+        now = sim.clock.now_ms()
+        start = now - now % minute
+        trades = sim.market.trades(Venue.COINBASE, symbol, start, start + minute)
+        first = trades[0].time_ms if trades else start + minute
+        if first < now and start + minute - now > minute // 3:
+            return
+        late = first >= start + minute - minute // 3
+        await sim.clock.sleep_until(start + minute if late else first + 1)
+
+
 async def test_open_bar_only_when_asked(sim: RunningSim) -> None:
     log = RequestLog()
     client = await _client(sim, log)
     try:
+        await asyncio.wait_for(_inside_a_traded_minute(sim, "BTC-USD"), 30)
         with_open = await client.get_candles("BTC-USD", Timeframe.M1, limit=5, include_open=True)
     finally:
         await _close(client)
