@@ -19,6 +19,7 @@ waiting for their turn.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import bisect
 import time
@@ -56,7 +57,7 @@ class RateLimiter(Protocol):
         ...
 
 
-class _Pausable:
+class _Pausable(abc.ABC):
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._paused_until = 0.0
@@ -90,12 +91,12 @@ class _Pausable:
             wait = self.poll(cost)
         return self._last_grant
 
-    def settle(self, granted_at: float, cost: float = 1.0) -> None:
+    def settle(self, granted_at: float, cost: float = 1.0) -> None:  # noqa: B027 (optional hook)
         """Re-stamp a granted request at its answer (no-op unless the limiter keeps windows)."""
 
+    @abc.abstractmethod
     def poll(self, cost: float = 1.0) -> float:
         """Grant `cost` now and return 0, or return the seconds to wait before asking again."""
-        raise NotImplementedError
 
 
 class SpacingLimiter(_Pausable):
