@@ -6,6 +6,7 @@ UV := $(shell bash scripts/ensure-uv.sh)
 .PHONY: test demo lint services
 
 test:
+	bash scripts/ensure-services.sh --browser
 	$(UV) sync --frozen
 	$(UV) run --frozen pytest
 

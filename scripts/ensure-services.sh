@@ -31,5 +31,10 @@ pg_isready -h 127.0.0.1 -p 5432
 redis-cli -h 127.0.0.1 -p 6379 ping
 
 if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then
-  echo "installing chromium"; apt_install chromium
+  echo "installing chromium"
+  if ! apt_install chromium; then
+    # CI must run the browser tests; elsewhere they skip without Chromium.
+    if [ -n "${CI:-}" ]; then echo "chromium could not be installed" >&2; exit 1; fi
+    echo "warning: chromium could not be installed; the browser tests will be skipped" >&2
+  fi
 fi
