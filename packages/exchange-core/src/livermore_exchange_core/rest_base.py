@@ -65,6 +65,10 @@ class BaseRestClient(abc.ABC):
             await self._session.close()
             self._session = None
 
+    async def server_time_ms(self) -> int:
+        """Return the exchange's clock (epoch ms), fetched now (and re-anchoring `clock`)."""
+        return await self.clock.sync()
+
     @abc.abstractmethod
     async def _fetch_server_time(self) -> int:
         """Ask the venue for its clock (epoch ms); feeds `self.clock`."""

@@ -131,10 +131,6 @@ class BinanceRestClient(BaseRestClient):
         body = await self._get(urls.time_url(self._config.rest_url), urls.WEIGHTS["time"], {})
         return int(body["serverTime"])
 
-    async def server_time_ms(self) -> int:
-        """Return Binance's clock (epoch ms), fetched now (and re-anchoring `clock`)."""
-        return await self.clock.sync()
-
     async def exchange_info(self) -> parsing.ExchangeInfo:
         """Fetch exchangeInfo and apply its `rateLimits` to the shared limiter."""
         body = await self._get(

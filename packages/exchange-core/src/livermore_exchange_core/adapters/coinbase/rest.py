@@ -99,10 +99,6 @@ class CoinbaseRestClient(BaseRestClient):
         body = await self._get(urls.time_url(self._config.rest_url), what="time")
         return parsing.parse_server_time(body)
 
-    async def server_time_ms(self) -> int:
-        """Return Coinbase's clock (epoch ms), fetched now (and re-anchoring `clock`)."""
-        return await self.clock.sync()
-
     async def get_candles(
         self,
         symbol: str,
