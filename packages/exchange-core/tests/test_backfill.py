@@ -123,7 +123,9 @@ async def test_coinbase_200_symbol_backfill_zero_429s_within_published_rate(redi
         seed=21, speed=SPEED, start_ms=START_MS, extra_assets=BIG - DEFAULT_ASSETS
     ) as sim:
         client = CoinbaseRestClient(
-            sim_config(sim, ExchangeName.COINBASE), limiter=SpacingLimiter(10.0), clock_rate=SPEED
+            sim_config(sim, ExchangeName.COINBASE),
+            limiter=SpacingLimiter(10.0, window_limit=10),
+            clock_rate=SPEED,
         )
         symbols = [p.symbol for p in sim.market.products(Venue.COINBASE)]
         backfill = StartupBackfill(

@@ -6,7 +6,11 @@ the server sees at most what we counted. `acquire()` polls: grant now, or sleep 
 moment the request could fit and ask again (no asyncio.Lock, so a limiter is not tied to a loop).
 
 - `SpacingLimiter` (Coinbase public, 10 req/s): requests at least `1 / (rate * safety)` apart,
-  which stays legal under any server-side window model (fixed, sliding or token bucket).
+  which stays legal under any server-side window model (fixed, sliding or token bucket). With
+  `window_limit` it also keeps a strict arrival window: a request counts from its grant until one
+  window after its answer (`settle`), and at most `window_limit` such requests exist at once. The
+  server stamps a request somewhere between our grant and its answer, so however the event loop,
+  the kernel or the server's own loop bunch requests up, no window of the server ever holds more.
 - `WeightWindowLimiter` (Binance): the summed request weight in any trailing window (plus a small
   margin for the request's trip to the server) stays under each `WindowRule` (from exchangeInfo
   `rateLimits`). A sliding window on our side is never looser than the server's fixed window of the
@@ -23,6 +27,7 @@ import abc
 import asyncio
 import bisect
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -99,28 +104,77 @@ class _Pausable(abc.ABC):
         """Grant `cost` now and return 0, or return the seconds to wait before asking again."""
 
 
-class SpacingLimiter(_Pausable):
-    """Requests spaced at least `1 / (rate_per_s * safety)` apart, measured at release."""
+_IN_FLIGHT_POLL_S = 0.005
+"""How soon to ask again while the arrival window is full of requests still in flight."""
 
-    def __init__(self, rate_per_s: float, *, safety: float = 0.92, clock: Clock | None = None):
+
+class SpacingLimiter(_Pausable):
+    """Requests spaced at least `1 / (rate_per_s * safety)` apart, measured at release.
+
+    With `window_limit`, callers must `settle()` every granted request when its answer (or its
+    failure) arrives: until then it counts as in flight, and afterwards for `window_s` more.
+    """
+
+    def __init__(
+        self,
+        rate_per_s: float,
+        *,
+        safety: float = 0.92,
+        window_limit: int | None = None,
+        window_s: float = 1.0,
+        clock: Clock | None = None,
+    ) -> None:
         super().__init__(clock or time.monotonic)
         if rate_per_s <= 0 or not 0 < safety <= 1:
             raise ValueError("rate_per_s > 0 and 0 < safety <= 1 are required")
+        if window_limit is not None and (window_limit < 1 or window_s <= 0):
+            raise ValueError("window_limit >= 1 and window_s > 0 are required")
         self.rate_per_s = rate_per_s * safety
         self._interval = 1.0 / self.rate_per_s
         self._next = float("-inf")
+        self._window_limit = window_limit
+        self._window_s = window_s
+        self._in_flight = 0
+        self._answered: deque[float] = deque()
         self.granted = 0
 
+    @property
+    def in_flight(self) -> int:
+        """Granted requests not yet settled (always 0 without `window_limit`)."""
+        return self._in_flight
+
+    def _window_wait(self, now: float) -> float:
+        answered = self._answered
+        while answered and answered[0] <= now - self._window_s:
+            answered.popleft()
+        if self._window_limit is None or self._in_flight + len(answered) < self._window_limit:
+            return 0.0
+        if answered:
+            return answered[0] + self._window_s - now
+        return _IN_FLIGHT_POLL_S
+
     def poll(self, cost: float = 1.0) -> float:
-        """Grant now (spacing and pause allow it) and return 0, else the seconds to wait."""
+        """Grant now (spacing, window and pause allow it) and return 0, else the seconds to wait."""
         now = self._clock()
         ready = max(self._next, self._paused_until)
         if now < ready:
             return ready - now
+        wait = self._window_wait(now)
+        if wait > 0:
+            return wait
         self._next = now + self._interval * cost
         self._last_grant = now
         self.granted += 1
+        if self._window_limit is not None:
+            self._in_flight += 1
         return 0.0
+
+    def settle(self, granted_at: float, cost: float = 1.0) -> None:
+        """Count a granted request from its answer on, for one more window."""
+        if self._window_limit is None or self._in_flight == 0:
+            return
+        self._in_flight -= 1
+        self._answered.append(self._clock())
 
     async def acquire(self, cost: float = 1.0) -> float:
         """Wait until this request may start (spacing and any pause); return the grant moment."""
@@ -325,7 +379,9 @@ _REGISTRY: dict[ExchangeName, RateLimiter] = {}
 def _default_limiter(limits: RateLimits) -> RateLimiter:
     if limits.rest_weight_per_minute is not None:
         return WeightWindowLimiter([WindowRule(float(limits.rest_weight_per_minute), 60.0)])
-    return SpacingLimiter(limits.rest_requests_per_second or 1.0)
+    rate = limits.rest_requests_per_second or 1.0
+    # The published rate is also the strict per-second count the server keeps.
+    return SpacingLimiter(rate, window_limit=max(1, int(rate)))
 
 
 def rate_limiter_for(name: ExchangeName, limits: RateLimits | None = None) -> RateLimiter:

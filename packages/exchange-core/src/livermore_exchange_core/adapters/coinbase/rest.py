@@ -57,11 +57,14 @@ class CoinbaseRestClient(BaseRestClient):
                     raise AuthenticationError("no Coinbase credentials", exchange="coinbase")
                 token = rest_jwt(self._credentials, "GET", self._config.rest_url, signed_path)
                 headers = {"Authorization": f"Bearer {token}"}
-            await self._limiter.acquire()
+            granted_at = await self._limiter.acquire()
             self.requests += 1
-            reply = await http_get(
-                self._http(), url, params=params, headers=headers, exchange="coinbase"
-            )
+            try:
+                reply = await http_get(
+                    self._http(), url, params=params, headers=headers, exchange="coinbase"
+                )
+            finally:
+                self._limiter.settle(granted_at)
             return self._check(reply, public=signed_path is None)
 
         return await call_with_retries(
