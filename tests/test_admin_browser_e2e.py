@@ -195,7 +195,7 @@ async def test_admin_page_starts_a_worker_and_shows_a_scripted_alert_from_anothe
     await expect(row).to_be_visible(timeout=ALERT_S * MS)
     shown = {
         name: (await row.get_by_test_id(f"alert-{name}").text_content() or "")
-        for name in ("exchange", "symbol", "timeframe", "label", "macdv", "price")
+        for name in ("exchange", "symbol", "timeframe", "label", "direction", "macdv", "price")
     }
     published = await alerts.wait_for(
         lambda a: (
@@ -207,6 +207,7 @@ async def test_admin_page_starts_a_worker_and_shows_a_scripted_alert_from_anothe
     )
     assert published.source_exchange_id == 2
     assert re.fullmatch(r"level_\d+", shown["label"]), shown  # an up-excursion crosses upwards
+    assert shown["direction"] == published.direction.value == "up", shown
     assert abs(float(shown["macdv"]) - published.trigger_value) <= 0.05 + 1e-9, shown
     assert published.trigger_value >= 150, published
     assert published.triggered_at.timestamp() * 1000 >= scripted_from_ms, "not the scripted one"

@@ -25,7 +25,8 @@ DEMO = str(Path(sys.executable).parent / "livermore-demo")
 DEMO_REDIS_DB = 9
 ALERT = re.compile(
     r"^\d\d:\d\d:\d\d\s+(?P<exchange>coinbase|binance)\s+\S+\s+\d+[mhd]\s+"
-    r"(?P<label>level_-?\d+|reversal_\w+)\s+[+-]\d+\.\d\s+[\d,.]+$"
+    r"(?P<label>level_-?\d+|reversal_\w+)\s+(?P<direction>up|down)\s+[+-]\d+\.\d\s+[\d,.]+"
+    r"(?:\s+delayed)?$"
 )
 DEADLINE_S = 70.0
 
@@ -84,6 +85,9 @@ async def _read_until_both_exchanges_alert(
         lines.append(line)
         match = ALERT.match(line)
         if match:
+            if match["label"].startswith("level_"):  # levels only fire entering an extreme
+                rising = not match["label"].startswith("level_-")
+                assert match["direction"] == ("up" if rising else "down"), line
             alerts[match["exchange"]].append(line)
     return alerts
 

@@ -6,7 +6,7 @@ import socket
 from datetime import UTC, datetime
 
 from livermore_schema.alerts import AlertEvent, TimeframeContext
-from livermore_schema.enums import Bias, Stage, Timeframe
+from livermore_schema.enums import AlertDirection, Bias, Stage, Timeframe
 
 EXCHANGE_NAMES = {1: "coinbase", 2: "binance", 3: "binance_us"}
 
@@ -28,6 +28,7 @@ def alert(
         bias=Bias.BEARISH,
         source_exchange_id=exchange_id,
         source_exchange_name=EXCHANGE_NAMES[exchange_id],
+        direction=AlertDirection.DOWN,
     )
 
 

@@ -125,6 +125,7 @@ async def test_admin_page_signs_in_commands_and_shows_live_alerts(
     await expect(first.get_by_test_id("alert-symbol")).to_have_text("ETHUSDT")
     await expect(first.get_by_test_id("alert-timeframe")).to_have_text("15m")
     await expect(first.get_by_test_id("alert-label")).to_have_text("level_-200")
+    await expect(first.get_by_test_id("alert-direction")).to_have_text("down")
     await expect(first.get_by_test_id("alert-macdv")).to_have_text("-212.5")
     await expect(first.get_by_test_id("alert-price")).to_have_text("3100.25")
     await expect(page.get_by_test_id("alert-item")).to_have_count(2)

@@ -229,10 +229,12 @@ async def test_alert_history_filters_and_pages(
 ) -> None:
     base = datetime(2030, 5, 1, tzinfo=UTC)
     symbol = f"H{world.suffix.upper()}"
+    details = [None] + [{"level": 150, "direction": "up", "delayed": i == 5} for i in range(1, 6)]
     rows = [
         AlertHistory(uid=uuid4(), exchange_id=1 + i % 2, symbol=symbol, timeframe="1h",
                      alert_type="macdv", trigger_label="level_150", trigger_value=Decimal(151),
-                     price=Decimal("10.5"), triggered_at=base + timedelta(hours=i))
+                     price=Decimal("10.5"), triggered_at=base + timedelta(hours=i),
+                     details=details[i])
         for i in range(6)
     ]  # fmt: skip
     engine = create_async_engine(pg_settings)
@@ -244,6 +246,8 @@ async def test_alert_history_filters_and_pages(
     everything = await _get(client, "/api/alerts", token, symbol=symbol)
     assert everything["total"] == 6
     assert everything["items"][0]["triggered_at"].startswith("2030-05-01T05")  # newest first
+    directions = [(i["direction"], i["delayed"]) for i in everything["items"]]
+    assert directions == [("up", True)] + [("up", False)] * 4 + [(None, False)]  # 1st: no details
     binance = await _get(client, "/api/alerts", token, symbol=symbol, exchange="binance")
     assert binance["total"] == 3 and {i["exchange"] for i in binance["items"]} == {"binance"}
     since, until = "2030-05-01T01:00:00Z", "2030-05-01T03:00:00+00:00"

@@ -30,21 +30,23 @@ def _alert(**changes: object) -> AlertEvent:
         "bias": Bias.BULLISH,
         "source_exchange_id": 2,
         "source_exchange_name": "binance",
+        "direction": "up",
     }
     fields.update(changes)
     return AlertEvent.model_validate(fields)
 
 
-def test_alert_line_names_time_exchange_symbol_timeframe_label_macdv_price() -> None:
+def test_alert_line_names_time_exchange_symbol_timeframe_label_direction_macdv_price() -> None:
     line = format_alert(_alert())
     assert line.split() == [
         *("03:04:05", "binance", "BTCUSDT", "5m"),
-        *("level_150", "+152.3", "65,432.10"),
+        *("level_150", "up", "+152.3", "65,432.10"),
     ]
     assert ALERT_HEADER.split() == [
         *("triggered", "exchange", "symbol", "tf"),
-        *("label", "MACD-V", "price"),
+        *("label", "dir", "MACD-V", "price"),
     ]
+    assert format_alert(_alert(delayed=True)) == f"{line}  delayed"
 
 
 def test_alert_time_is_converted_to_utc_and_negative_values_keep_their_sign() -> None:
@@ -56,6 +58,7 @@ def test_alert_time_is_converted_to_utc_and_negative_values_keep_their_sign() ->
         price=0.5512,
         source_exchange_name="coinbase",
         symbol="XRP-USD",
+        direction="down",
     )
     assert format_alert(event).split() == [
         "03:04:05",
@@ -63,6 +66,7 @@ def test_alert_time_is_converted_to_utc_and_negative_values_keep_their_sign() ->
         "XRP-USD",
         "5m",
         "level_-200",
+        "down",
         "-201.0",
         "0.5512",
     ]

@@ -11,7 +11,7 @@ from livermore_demo.console import Console
 from livermore_demo.runner import demo_exchange_ids
 from livermore_demo.watch import WorkerWatch, follow_lifecycle, poll_status, print_alerts
 from livermore_schema.alerts import AlertEvent
-from livermore_schema.enums import Bias, ConnectionState, StartupPhase, Timeframe
+from livermore_schema.enums import AlertDirection, Bias, ConnectionState, StartupPhase, Timeframe
 from livermore_schema.settings import CacheSettings
 from livermore_schema.status import ConnectionStatus, LifecycleEvent, StartupProgress
 
@@ -85,6 +85,7 @@ def _alert(exchange_id: int, name: str, symbol: str) -> AlertEvent:
         bias=Bias.BEARISH,
         source_exchange_id=exchange_id,
         source_exchange_name=name,
+        direction=AlertDirection.DOWN,
     )
 
 

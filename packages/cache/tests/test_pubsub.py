@@ -17,7 +17,7 @@ from livermore_cache.pubsub import (
     subscribe,
 )
 from livermore_schema.alerts import AlertEvent
-from livermore_schema.enums import Bias, ConnectionState, Timeframe
+from livermore_schema.enums import AlertDirection, Bias, ConnectionState, Timeframe
 from livermore_schema.market import Candle, Ticker
 from livermore_schema.settings import CacheSettings
 from livermore_schema.status import LifecycleEvent
@@ -44,6 +44,7 @@ def alert(exchange_id: int, value: float = -150.0) -> AlertEvent:
         bias=Bias.BEARISH,
         source_exchange_id=exchange_id,
         source_exchange_name="binance",
+        direction=AlertDirection.DOWN,
     )
 
 

@@ -15,6 +15,7 @@ from livermore_cache.tickers import TickerCache
 from livermore_exchange_core.alerts.evaluator import AlertEvaluator, FanOutSink
 from livermore_schema.alerts import AlertEvent
 from livermore_schema.enums import (
+    AlertDirection,
     AlertType,
     Bias,
     CandleSource,
@@ -165,7 +166,9 @@ async def test_a_crossing_publishes_an_event_with_every_field(
     assert event.bias is Bias.BULLISH  # 1 + 4 + 6, nothing bearish
     [(stored, details)] = sink.items
     assert stored == event
+    assert (event.direction, event.delayed) == (AlertDirection.DOWN, False)
     assert details["level"] == -150 and details["direction"] == "down"
+    assert details["delayed"] is False
     assert details["histogram"] == -5.0 and details["signal"] == -155.0
     assert details["bias"] == "bullish" and len(details["timeframes"]) == 6
 
@@ -199,12 +202,12 @@ async def test_price_falls_back_to_the_last_close_and_never_zero(
 @pytest.mark.usefixtures("ticker")
 async def test_cooldown_is_measured_in_exchange_time(redis: Any, settings: CacheSettings) -> None:
     evaluator = make_evaluator(redis, settings)
-    # slot 1 fires level_-150; slots 2-5 cross it again inside 5 minutes of bar time
+    # slot 1 fires level_-150; slots 3 and 5 fall through it again inside 5 minutes of bar time
     labels = await feed(evaluator, [-140.0, -160.0, -140.0, -160.0, -140.0, -160.0])
     assert labels == ["level_-150"]
-    assert await feed(evaluator, [-140.0], start=6) == ["level_-150"]  # 5 min after slot 1
+    assert await feed(evaluator, [-140.0, -160.0], start=6) == ["level_-150"]  # 6 min after
     # another label has its own cooldown
-    assert await feed(evaluator, [-210.0], start=7) == ["level_-200"]
+    assert await feed(evaluator, [-210.0], start=8) == ["level_-200"]
 
 
 @pytest.mark.usefixtures("ticker")
@@ -214,7 +217,7 @@ async def test_a_restart_mid_cooldown_does_not_refire(redis: Any, settings: Cach
     restarted = make_evaluator(redis, settings)
     assert await restarted.evaluate(reading(-160.0, 1)) == []  # the same value again
     assert await feed(restarted, [-140.0, -160.0], start=2) == []  # inside the cooldown
-    assert await feed(restarted, [-140.0], start=6) == ["level_-150"]
+    assert await feed(restarted, [-140.0, -160.0], start=5) == ["level_-150"]  # 5 min after
 
 
 @pytest.mark.usefixtures("ticker")
@@ -227,8 +230,8 @@ async def test_two_evaluators_racing_on_the_same_value_fire_once(
     for slot in range(1, 21):
         value = reading(-160.0 if slot % 2 else -140.0, slot)
         results = await asyncio.gather(a.evaluate(value), b.evaluate(value), a.evaluate(value))
-        assert sum(len(r) for r in results) == 1
-    published = [await asyncio.wait_for(alerts.get(), 5) for _ in range(20)]
+        assert sum(len(r) for r in results) == slot % 2  # each fall through -150 fires once
+    published = [await asyncio.wait_for(alerts.get(), 5) for _ in range(10)]
     assert [e.triggered_at for e in published] == sorted(e.triggered_at for e in published)
     assert alerts.empty()
 
@@ -244,9 +247,11 @@ async def test_one_reversal_per_excursion_rearmed_by_a_crossing(
     assert await evaluator.evaluate(reading(-209.0, 2, histogram=25.0)) == []  # same excursion
     state = await redis.hgetall(keys.alert_state_key(1, SYMBOL, Timeframe.M1))
     assert state["armed"] == "0" and float(state["prev"]) == -209.0
-    labels = [e.trigger_label for e in await evaluator.evaluate(reading(-190.0, 3, histogram=5.0))]
-    assert labels == ["level_-200"]  # rising through -200 re-arms
-    labels = [e.trigger_label for e in await evaluator.evaluate(reading(-195.0, 4, histogram=25.0))]
+    labels = [e.trigger_label for e in await evaluator.evaluate(reading(-190.0, 3, histogram=25.0))]
+    assert labels == []  # rising out through -200 is no crossing, so it re-arms nothing
+    labels = [e.trigger_label for e in await evaluator.evaluate(reading(-260.0, 4, histogram=5.0))]
+    assert labels == ["level_-250"]  # falling deeper in re-arms
+    labels = [e.trigger_label for e in await evaluator.evaluate(reading(-265.0, 5, histogram=25.0))]
     assert labels == ["reversal_oversold"]
 
 
@@ -257,11 +262,11 @@ async def test_a_reversal_held_back_by_cooldown_stays_armed(
     evaluator = make_evaluator(redis, settings)
     await evaluator.evaluate(reading(-205.0, 0))
     assert len(await evaluator.evaluate(reading(-210.0, 1, histogram=20.0))) == 1
-    await evaluator.evaluate(reading(-190.0, 2))  # level_-200 up: re-armed
-    assert await evaluator.evaluate(reading(-195.0, 3, histogram=20.0)) == []  # cooldown
+    await evaluator.evaluate(reading(-260.0, 2))  # level_-250 down: re-armed
+    assert await evaluator.evaluate(reading(-265.0, 3, histogram=20.0)) == []  # cooldown
     state = await redis.hgetall(keys.alert_state_key(1, SYMBOL, Timeframe.M1))
     assert state["armed"] == "1"
-    labels = [e.trigger_label for e in await evaluator.evaluate(reading(-196.0, 6, histogram=20.0))]
+    labels = [e.trigger_label for e in await evaluator.evaluate(reading(-266.0, 6, histogram=20.0))]
     assert labels == ["reversal_oversold"]
 
 
@@ -305,10 +310,15 @@ async def test_a_warm_evaluator_claims_without_reading_the_state(
     await evaluator.evaluate(reading(-140.0, 0))  # the first bar reads the (empty) state
     await redis.config_resetstat()
     labels = await feed(evaluator, [-160.0, -140.0, -160.0, -155.0], start=1)
-    assert labels == ["level_-150", "level_-150", "level_-150"]
+    assert labels == ["level_-150", "level_-150"]
     assert await _hgetall_calls(redis) == 0
     state = await redis.hgetall(keys.alert_state_key(1, SYMBOL, Timeframe.M1))
-    assert state == {"open_time": str(T0 + 4 * MIN), "prev": "-155.0", "armed": "1"}
+    assert state == {
+        "open_time": str(T0 + 4 * MIN),
+        "prev": "-155.0",
+        "armed": "1",
+        "before": "-160.0",
+    }
 
 
 @pytest.mark.usefixtures("ticker")
@@ -318,25 +328,70 @@ async def test_a_state_moved_behind_the_evaluators_back_is_re_read_and_fires_onc
     a = make_evaluator(redis, settings, cooldown_s=0)
     b = make_evaluator(redis, settings, cooldown_s=0)
     assert await feed(a, [-140.0, -160.0]) == ["level_-150"]
-    # b claims slot 2 (crossing back up) while a still remembers slot 1 at -160
-    assert await feed(b, [-140.0], start=2) == ["level_-150"]
+    # b claims slot 2 (back above -150) while a still remembers slot 1 at -160
+    assert await feed(b, [-140.0], start=2) == []
     await redis.config_resetstat()
     assert await a.evaluate(reading(-140.0, 2)) == []  # already claimed by b
     # from a's stale memory (-160 -> -160) nothing would fire; from Redis (-140 -> -160) it does
     assert [e.trigger_label for e in await a.evaluate(reading(-160.0, 3))] == ["level_-150"]
     assert await b.evaluate(reading(-160.0, 3)) == []
     assert await _hgetall_calls(redis) == 1  # only a's claim of slot 3 found the state moved
-    published = [await asyncio.wait_for(alerts.get(), 5) for _ in range(3)]
+    published = [await asyncio.wait_for(alerts.get(), 5) for _ in range(2)]
     assert [int(e.triggered_at.timestamp() * 1000) for e in published] == [
         T0 + 2 * MIN,
-        T0 + 3 * MIN,
         T0 + 4 * MIN,
     ]
     # a state lost behind its back (the hash deleted) is noticed too: the next bar only
-    # initialises, where a's memory (-160 -> -140) would have fired level_-150 up
+    # initialises, where a's memory (-160 -> -210) would have fired level_-200
     await redis.delete(keys.alert_state_key(1, SYMBOL, Timeframe.M1))
-    assert await a.evaluate(reading(-140.0, 4)) == []
-    assert [e.trigger_label for e in await a.evaluate(reading(-160.0, 5))] == ["level_-150"]
+    assert await a.evaluate(reading(-210.0, 4)) == []
+    assert [e.trigger_label for e in await a.evaluate(reading(-260.0, 5))] == ["level_-250"]
     event = await asyncio.wait_for(alerts.get(), 5)
     assert int(event.triggered_at.timestamp() * 1000) == T0 + 6 * MIN
     assert alerts.empty()
+
+
+@pytest.mark.usefixtures("ticker")
+async def test_a_corrected_bar_is_judged_again_and_fires_only_what_is_new_flagged_delayed(
+    redis: Any, settings: CacheSettings, alerts: asyncio.Queue[AlertEvent]
+) -> None:
+    evaluator = make_evaluator(redis, settings, cooldown_s=0)  # only the bar+label rule holds
+    assert await feed(evaluator, [-140.0, -160.0]) == ["level_-150"]
+    # late data corrects slot 1: -140 -> -215 also falls through -200 (the deepest is reported)
+    [late] = await evaluator.evaluate(reading(-215.0, 1))
+    assert (late.trigger_label, late.direction, late.delayed) == (
+        "level_-200",
+        AlertDirection.DOWN,
+        True,
+    )
+    assert late.triggered_at == datetime.fromtimestamp((T0 + 2 * MIN) / 1000, UTC)  # its close
+    assert await evaluator.evaluate(reading(-215.0, 1)) == []  # the same value: a re-delivery
+    assert await evaluator.evaluate(reading(-165.0, 1)) == []  # level_-150 fired for this bar
+    assert await evaluator.evaluate(reading(-215.0, 1)) == []  # and so did level_-200
+    # the next bar is judged against the corrected value: -215 -> -230 crosses nothing,
+    # where the first version (-160) would have fired level_-200
+    assert await feed(evaluator, [-230.0], start=2) == []
+    assert await evaluator.evaluate(reading(-400.5, 1)) == []  # an older bar is never re-judged
+    published = [await asyncio.wait_for(alerts.get(), 5) for _ in range(2)]
+    assert [(e.trigger_label, e.delayed) for e in published] == [
+        ("level_-150", False),
+        ("level_-200", True),
+    ]
+    assert alerts.empty()
+
+
+@pytest.mark.usefixtures("ticker")
+async def test_a_delayed_bar_says_so_in_its_event_and_its_details(
+    redis: Any, settings: CacheSettings
+) -> None:
+    sink = ListSink()
+    evaluator = make_evaluator(redis, settings, sink=sink)
+    await evaluator.evaluate(reading(140.0, 0))
+    [event] = await evaluator.evaluate(reading(205.0, 1), delayed=True)
+    assert (event.trigger_label, event.direction, event.delayed) == (
+        "level_200",
+        AlertDirection.UP,
+        True,
+    )
+    [(_, details)] = sink.items
+    assert (details["direction"], details["delayed"]) == ("up", True)

@@ -103,6 +103,7 @@ def make_event(**changes: Any) -> AlertEvent:
         "bias": Bias.BULLISH,
         "source_exchange_id": 1,
         "source_exchange_name": "coinbase",
+        "direction": "down",
     }
     fields.update(changes)
     return AlertEvent(**fields)

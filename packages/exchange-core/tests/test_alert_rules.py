@@ -25,7 +25,7 @@ DOWN, UP = Direction.DOWN, Direction.UP
 @pytest.mark.parametrize(
     ("prev", "cur", "expected"),
     [
-        # falling: prev >= L > cur, deepest reported
+        # entering oversold, falling: prev >= L > cur, deepest reported, direction down
         (-140.0, -160.0, (-150, DOWN)),
         (-150.0, -150.1, (-150, DOWN)),  # prev exactly on the level counts
         (-149.9, -150.0, None),  # cur exactly on the level does not
@@ -33,20 +33,29 @@ DOWN, UP = Direction.DOWN, Direction.UP
         (-100.0, -1000.0, (-400, DOWN)),
         (-399.0, -401.0, (-400, DOWN)),
         (-401.0, -500.0, None),  # beyond the last level
-        (300.0, 180.0, (200, DOWN)),  # leaving overbought: 250 and 200 crossed
-        (300.0, -300.0, (-250, DOWN)),  # through every level in between
-        (160.0, 150.0, None),
-        (150.0, 149.0, (150, DOWN)),
-        (100.0, -100.0, None),  # +-50 and 0 are not levels
-        # rising: prev <= L < cur, highest reported
+        (-210.0, -240.0, None),  # deeper, but between two levels
+        # entering overbought, rising: prev <= L < cur, highest reported, direction up
         (140.0, 160.0, (150, UP)),
-        (150.0, 150.1, (150, UP)),
-        (149.0, 150.0, None),
-        (140.0, 410.0, (400, UP)),
-        (-300.0, -180.0, (-200, UP)),  # leaving oversold
+        (150.0, 150.1, (150, UP)),  # prev exactly on the level counts
+        (149.0, 150.0, None),  # cur exactly on the level does not
+        (140.0, 410.0, (400, UP)),  # 150 ... 400 crossed: highest
+        (240.0, 360.0, (350, UP)),
+        (401.0, 500.0, None),
+        # leaving an extreme is never a level alert
+        (300.0, 180.0, None),  # falling through 250 and 200 (the original's false alarm)
+        (160.0, 150.0, None),
+        (150.0, 149.0, None),
+        (450.0, 100.0, None),  # out of overbought in one bar
+        (-300.0, -180.0, None),  # rising through -250 and -200
         (-160.0, -150.0, None),
-        (-150.0, -149.0, (-150, UP)),
+        (-150.0, -149.0, None),
+        (-450.0, -100.0, None),
+        # through zero in one bar: only the far extreme's levels count
+        (300.0, -300.0, (-250, DOWN)),
+        (160.0, -160.0, (-150, DOWN)),
         (-300.0, 300.0, (250, UP)),
+        (-160.0, 160.0, (150, UP)),
+        (100.0, -100.0, None),  # +-50 and 0 are not levels
         (500.0, 500.0, None),
         (-200.0, -200.0, None),
     ],
@@ -92,6 +101,23 @@ def test_reversal(prev: float, cur: float, histogram: float | None, expected: Zo
     assert (got.zone if got else None) == expected
 
 
+@pytest.mark.parametrize(
+    ("prev", "cur", "histogram", "direction"),
+    [
+        (-140.0, -260.0, 0.0, DOWN),  # oversold level
+        (240.0, 360.0, 0.0, UP),  # overbought level
+        (-300.0, -200.0, 11.0, UP),  # turning up from oversold
+        (300.0, 200.0, -7.0, DOWN),  # turning down from overbought
+    ],
+)
+def test_every_trigger_carries_the_direction_of_its_move(
+    prev: float, cur: float, histogram: float, direction: Direction
+) -> None:
+    [trigger] = evaluate_rules(prev, cur, histogram, armed=True).triggers
+    assert trigger.direction is direction
+    assert AlertEvent.model_fields["direction"].annotation is Direction
+
+
 def test_reversal_reports_its_buffer_and_label() -> None:
     assert reversal(-300.0, -200.0, 11.0) == Reversal(Zone.OVERSOLD, 10.0, 5.0)
     turn = reversal(300.0, 200.0, -7.0)
@@ -106,7 +132,8 @@ def test_reversal_reports_its_buffer_and_label() -> None:
         (-205.0, -210.0, 20.0, True, ["reversal_oversold"], False),
         (-205.0, -210.0, 20.0, False, [], False),  # one reversal per excursion
         (-190.0, -210.0, 20.0, False, ["level_-200", "reversal_oversold"], False),  # re-armed
-        (-160.0, -120.0, 0.0, False, ["level_-150"], True),  # any crossing re-arms
+        (140.0, 160.0, 0.0, False, ["level_150"], True),  # any entering crossing re-arms
+        (-160.0, -120.0, 0.0, False, [], False),  # leaving the extreme re-arms nothing
         (205.0, 220.0, -10.0, True, ["reversal_overbought"], False),
         (0.0, 10.0, 1.0, False, [], False),
         (0.0, 10.0, 1.0, True, [], True),

@@ -36,7 +36,7 @@ CONTEXTS = [
         (Timeframe.D1, 60.0, Stage.RALLYING),
     ]
 ]
-LEVEL = {"level": -200, "direction": "down", "histogram": -4.0, "signal": -197.5}
+LEVEL = {"level": -200, "direction": "down", "delayed": False, "histogram": -4.0}
 REVERSAL = {"zone": "oversold", "buffer": 10.08, "buffer_pct": 5.0, "histogram": 12.0}
 
 
@@ -54,6 +54,7 @@ def make_event(label: str = "level_-200", **changes: Any) -> AlertEvent:
         "bias": Bias.BULLISH,
         "source_exchange_id": 2,
         "source_exchange_name": "binance",
+        "direction": "down",
     }
     fields.update(changes)
     return AlertEvent(**fields)
@@ -83,19 +84,29 @@ def test_level_embed_matches_the_original_layout() -> None:
     ("level", "direction", "title_word", "headline"),
     [
         (150, "up", "above", "Entering overbought territory"),
-        (200, "down", "below", "Leaving overbought territory"),
-        (-150, "up", "above", "Leaving oversold territory"),
+        (400, "up", "above", "Entering overbought territory"),
+        (-150, "down", "below", "Entering oversold territory"),
+        (-350, "down", "below", "Entering oversold territory"),
     ],
 )
 def test_level_embed_wording(level: int, direction: str, title_word: str, headline: str) -> None:
-    event = make_event(f"level_{level}")
+    event = make_event(f"level_{level}", direction=direction)
     [embed] = build_embed(event, {**LEVEL, "level": level, "direction": direction})["embeds"]
     assert embed["title"] == f"ETHUSDT: MACD-V crossed {title_word} {level} (5m)"
     assert embed["description"].startswith(headline)
 
 
+def test_a_delayed_alert_says_so_in_its_embed() -> None:
+    [live] = build_embed(make_event(), LEVEL)["embeds"]
+    [late] = build_embed(make_event(delayed=True), {**LEVEL, "delayed": True})["embeds"]
+    assert "Delayed" not in live["description"]
+    assert late["description"].splitlines()[-1].startswith("Delayed: ")
+
+
 def test_reversal_embed() -> None:
-    [embed] = build_embed(make_event("reversal_oversold", signal_delta=12.0), REVERSAL)["embeds"]
+    [embed] = build_embed(
+        make_event("reversal_oversold", signal_delta=12.0, direction="up"), REVERSAL
+    )["embeds"]
     assert embed["title"] == "ETHUSDT: Potential reversal up from oversold (5m)"
     lines = embed["description"].splitlines()
     assert lines[:3] == [

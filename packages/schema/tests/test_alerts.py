@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from livermore_schema.alerts import AlertEvent
-from livermore_schema.enums import AlertType, Bias, Timeframe
+from livermore_schema.enums import AlertDirection, AlertType, Bias, Timeframe
 
 ALERT: dict[str, Any] = {
     "id": "6f1c2a4e-8d9b-4f3a-9c1d-2b7e5a0f4c11",
@@ -29,6 +29,8 @@ ALERT: dict[str, Any] = {
     "bias": "bearish",
     "source_exchange_id": 2,
     "source_exchange_name": "binance",
+    "direction": "down",
+    "delayed": False,
 }
 
 
@@ -41,6 +43,7 @@ def test_alert_event_json_round_trip() -> None:
         Bias.BEARISH,
     )
     assert alert.triggered_at == datetime.fromisoformat("2024-05-01T12:15:00+00:00")
+    assert (alert.direction, alert.delayed) == (AlertDirection.DOWN, False)
     again = AlertEvent.model_validate_json(alert.model_dump_json())
     assert again == alert
     assert json.loads(alert.model_dump_json())["timeframes"] == ALERT["timeframes"]
@@ -70,8 +73,19 @@ def test_alert_event_generates_distinct_ids() -> None:
         {"alert_type": "rsi"},
         {"timeframes": [{"timeframe": "1h", "macd_v": 1.0}]},
         {"id": "not-a-uuid"},
+        {"direction": "sideways"},
+        {"delayed": "later"},
     ],
 )
 def test_alert_event_rejects_malformed(change: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         AlertEvent.model_validate_json(json.dumps({**ALERT, **change}))
+
+
+def test_alert_event_requires_a_direction_and_is_live_unless_flagged_delayed() -> None:
+    body = {k: v for k, v in ALERT.items() if k not in ("direction", "delayed")}
+    with pytest.raises(ValidationError):
+        AlertEvent.model_validate(body)
+    assert AlertEvent.model_validate({**body, "direction": "up"}).delayed is False
+    late = AlertEvent.model_validate({**body, "direction": "up", "delayed": True})
+    assert json.loads(late.model_dump_json())["delayed"] is True

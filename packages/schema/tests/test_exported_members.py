@@ -14,10 +14,10 @@ EXPECTED = {
     "PauseCommand", "ReloadSettingsCommand", "RemoveSymbolCommand", "ResumeCommand",
     "StartCommand", "StopCommand", "SwitchModeCommand",
     # enums
-    "RUNTIME_TIMEFRAMES", "STREAMING_EXCHANGES", "AlertType", "Bias", "CandleSource",
-    "ClearScope", "CommandType", "ConnectionState", "ExchangeName", "IndicatorType", "Liquidity",
-    "ResponseStatus", "Stage", "StartupPhase", "SymbolTier", "Timeframe", "UserRole",
-    "WorkerMode", "WorkerRole",
+    "RUNTIME_TIMEFRAMES", "STREAMING_EXCHANGES", "AlertDirection", "AlertType", "Bias",
+    "CandleSource", "ClearScope", "CommandType", "ConnectionState", "ExchangeName",
+    "IndicatorType", "Liquidity", "ResponseStatus", "Stage", "StartupPhase", "SymbolTier",
+    "Timeframe", "UserRole", "WorkerMode", "WorkerRole",
     # timeframes
     "bar_open_times", "close_time_ms", "duration_ms", "floor_to_boundary", "is_boundary",
     # settings and logging

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from livermore_schema.enums import ConnectionState, SymbolTier, UserRole
+from livermore_schema.enums import AlertDirection, ConnectionState, SymbolTier, UserRole
 from livermore_schema.indicators import IndicatorValue
 from livermore_schema.market import Candle
 from livermore_schema.status import ConnectionStatus
@@ -174,6 +174,9 @@ class AlertOut(Resource):
     trigger_value: Decimal | None
     price: Decimal
     triggered_at: datetime
+    direction: AlertDirection | None
+    """From `details`; None only for rows stored before alerts carried one."""
+    delayed: bool
     details: dict[str, Any] | None
     notification_sent: bool
 

@@ -12,7 +12,7 @@ from livermore_schema.enums import ConnectionState
 from livermore_schema.status import StartupProgress
 
 ALERT_HEADER = (
-    f"{'triggered':<10} {'exchange':<10} {'symbol':<10} {'tf':>3}  {'label':<20} "
+    f"{'triggered':<10} {'exchange':<10} {'symbol':<10} {'tf':>3}  {'label':<20} {'dir':<4} "
     f"{'MACD-V':>8}  price"
 )
 
@@ -26,13 +26,15 @@ def format_alert(event: AlertEvent) -> str:
     """Return the one console line of an alert (columns as in `ALERT_HEADER`).
 
     The time is the alert's `triggered_at` in UTC: exchange time, which the simulator runs fast.
+    An alert judged after its bar closed (a revised or repaired bar) ends with `delayed`.
     """
     when = event.triggered_at.astimezone(UTC).strftime("%H:%M:%S")
-    return (
+    line = (
         f"{when:<10} {event.source_exchange_name:<10} {event.symbol:<10} "
-        f"{event.timeframe.value:>3}  {event.trigger_label:<20} {event.trigger_value:>+8.1f}  "
-        f"{format_price(event.price)}"
+        f"{event.timeframe.value:>3}  {event.trigger_label:<20} {event.direction.value:<4} "
+        f"{event.trigger_value:>+8.1f}  {format_price(event.price)}"
     )
+    return f"{line}  delayed" if event.delayed else line
 
 
 def format_progress(

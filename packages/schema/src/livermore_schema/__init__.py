@@ -33,6 +33,7 @@ from livermore_schema.db import (
 from livermore_schema.enums import (
     RUNTIME_TIMEFRAMES,
     STREAMING_EXCHANGES,
+    AlertDirection,
     AlertType,
     Bias,
     CandleSource,
@@ -122,6 +123,7 @@ __all__ = [  # noqa: RUF022
     # enums
     "RUNTIME_TIMEFRAMES",
     "STREAMING_EXCHANGES",
+    "AlertDirection",
     "AlertType",
     "Bias",
     "CandleSource",

@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 from pydantic import Field, field_validator
 
 from livermore_schema._base import Message
-from livermore_schema.enums import AlertType, Bias, Stage, Timeframe
+from livermore_schema.enums import AlertDirection, AlertType, Bias, Stage, Timeframe
 
 
 class TimeframeContext(Message):
@@ -36,6 +36,10 @@ class AlertEvent(Message):
     bias: Bias
     source_exchange_id: int = Field(ge=1)
     source_exchange_name: str = Field(min_length=1)
+    direction: AlertDirection
+    """`down` for an oversold level or an overbought reversal, `up` for the other two."""
+    delayed: bool = False
+    """The bar was evaluated after the fact (a revision or a repair), not as it closed live."""
 
     @field_validator("triggered_at")
     @classmethod

@@ -116,6 +116,13 @@ class AlertType(StrEnum):
     MACDV = "macdv"
 
 
+class AlertDirection(StrEnum):
+    """Which way MACD-V moved when an alert fired (a reversal from oversold is `up`)."""
+
+    UP = "up"
+    DOWN = "down"
+
+
 class WorkerMode(StrEnum):
     """Worker operating modes (SPEC section 9)."""
 

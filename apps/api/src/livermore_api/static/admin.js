@@ -172,6 +172,7 @@ function renderAlert(alert) {
   cell(row, alert.symbol, "alert-symbol");
   cell(row, alert.timeframe, "alert-timeframe");
   cell(row, alert.trigger_label, "alert-label");
+  cell(row, alert.delayed ? `${alert.direction} (delayed)` : alert.direction, "alert-direction");
   cell(row, Number(alert.trigger_value).toFixed(1), "alert-macdv");
   cell(row, alert.price, "alert-price");
   const body = $("alert-feed").tBodies[0];

@@ -17,6 +17,7 @@ from livermore_schema.tables import AlertHistory, Exchange
 
 def _out(alert: AlertHistory, exchange_name: str) -> AlertOut:
     assert alert.id is not None
+    details = alert.details or {}
     return AlertOut(
         id=alert.id,
         uid=alert.uid,
@@ -29,6 +30,8 @@ def _out(alert: AlertHistory, exchange_name: str) -> AlertOut:
         trigger_value=alert.trigger_value,
         price=alert.price,
         triggered_at=alert.triggered_at,
+        direction=details.get("direction"),
+        delayed=bool(details.get("delayed", False)),
         details=alert.details,
         notification_sent=alert.notification_sent,
     )

@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from livermore_exchange_core.alerts.history import AlertHistoryWriter
 from livermore_schema.alerts import AlertEvent, TimeframeContext
+from livermore_schema.enums import AlertDirection
 
 log = structlog.get_logger(__name__)
 
@@ -46,13 +47,12 @@ def _timeframe_block(contexts: list[TimeframeContext]) -> str:
 
 def _level_text(event: AlertEvent, details: Mapping[str, Any]) -> tuple[str, str]:
     level = int(details["level"])
-    up = details["direction"] == "up"
+    up = event.direction is AlertDirection.UP
     title = (
         f"{event.symbol}: MACD-V crossed {'above' if up else 'below'} {level} ({event.timeframe})"
     )
-    zone = "overbought" if level > 0 else "oversold"
-    entering = up == (level > 0)
-    return title, f"{'Entering' if entering else 'Leaving'} {zone} territory"
+    # Level alerts only enter an extreme (SPEC section 7): up into overbought, down into oversold.
+    return title, f"Entering {'overbought' if up else 'oversold'} territory"
 
 
 def _reversal_text(event: AlertEvent, details: Mapping[str, Any]) -> tuple[str, str]:
@@ -78,6 +78,7 @@ def build_embed(event: AlertEvent, details: Mapping[str, Any]) -> dict[str, Any]
             _timeframe_block(event.timeframes),
             f"**Bias: {event.bias.value.capitalize()}**",
             f"Source: {event.source_exchange_name} (exchange {event.source_exchange_id})",
+            *(["Delayed: the bar was judged after it closed"] if event.delayed else []),
         ]
     )
     return {

@@ -1,7 +1,10 @@
 """The MACD-V alert rules of SPEC section 7 as pure functions.
 
-- Level crossing over +-150 ... +-400 (step 50): falling (prev >= L > cur) reports the deepest level
-  crossed, rising (prev <= L < cur) the highest. A fall from 300 to 180 is `level_200` (down).
+- Level crossing, only *into* an extreme (as the original): falling through an oversold level
+  -150 ... -400 (prev >= L > cur) reports the deepest one crossed, direction `down`; rising
+  through an overbought level +150 ... +400 (prev <= L < cur) the highest, direction `up`.
+  Leaving an extreme is no level alert: a fall from 300 to 180 or a rise from -300 to -180
+  fires nothing. `prev` is the MACD-V of the series' previous published bar.
 - Reversal: oversold when prev < -150, cur < -150 and histogram > 0.05*|cur|; overbought when
   prev > 150, cur > 150 and histogram < -0.03*|cur|. Only while armed: a fired reversal disarms the
   series and any level crossing (cooldown or not, it starts a new excursion) re-arms it.
@@ -16,10 +19,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from livermore_schema.enums import Bias, Stage, Timeframe
+from livermore_schema.enums import AlertDirection, Bias, Stage, Timeframe
 
 LEVELS: tuple[int, ...] = (-400, -350, -300, -250, -200, -150, 150, 200, 250, 300, 350, 400)
 """Alert levels, ascending."""
+OVERSOLD_LEVELS: tuple[int, ...] = tuple(level for level in LEVELS if level < 0)
+"""Levels that fire when MACD-V falls through them."""
+OVERBOUGHT_LEVELS: tuple[int, ...] = tuple(level for level in LEVELS if level > 0)
+"""Levels that fire when MACD-V rises through them."""
 
 REVERSAL_ZONE = 150.0
 """|MACD-V| beyond which a reversal is looked for."""
@@ -45,11 +52,8 @@ BEARISH_STAGES = frozenset({Stage.OVERBOUGHT, Stage.RETRACING, Stage.REVERSING})
 """Stages that add their timeframe's weight to the bear score."""
 
 
-class Direction(StrEnum):
-    """Which way a level was crossed."""
-
-    UP = "up"
-    DOWN = "down"
+Direction = AlertDirection
+"""Which way an alert's MACD-V moved (`AlertEvent.direction`)."""
 
 
 class Zone(StrEnum):
@@ -90,6 +94,11 @@ class Reversal:
         """`reversal_oversold` or `reversal_overbought`."""
         return f"reversal_{self.zone.value}"
 
+    @property
+    def direction(self) -> Direction:
+        """`up` when turning up from oversold, `down` when turning down from overbought."""
+        return Direction.UP if self.zone is Zone.OVERSOLD else Direction.DOWN
+
 
 Trigger = LevelCrossing | Reversal
 
@@ -108,12 +117,12 @@ class RuleOutcome:
 
 
 def level_crossing(prev: float, cur: float) -> LevelCrossing | None:
-    """Return the deepest level fallen through or the highest risen through, if any."""
+    """Return the deepest oversold level fallen through or the highest overbought one risen."""
     if cur < prev:
-        fallen = [level for level in LEVELS if prev >= level > cur]
+        fallen = [level for level in OVERSOLD_LEVELS if prev >= level > cur]
         return LevelCrossing(min(fallen), Direction.DOWN) if fallen else None
     if cur > prev:
-        risen = [level for level in LEVELS if prev <= level < cur]
+        risen = [level for level in OVERBOUGHT_LEVELS if prev <= level < cur]
         return LevelCrossing(max(risen), Direction.UP) if risen else None
     return None
 
