@@ -148,7 +148,7 @@ async def test_a_skipped_interval_is_filled_with_synthetic_bars(
     assert value.gap_ratio == pytest.approx(3 / 49)
 
 
-async def test_a_repaired_past_bar_rewarms_without_publishing(
+async def test_a_revised_past_bar_rebuilds_the_series_and_republishes_its_latest_value(
     caches: tuple[CandleCache, IndicatorCache, Publisher],
     calculator: IndicatorCalculator,
     published: asyncio.Queue[IndicatorValue],
@@ -157,17 +157,20 @@ async def test_a_repaired_past_bar_rewarms_without_publishing(
     bars = make_bars(50)
     await candle_cache.write_many(bars)
     await calculator.warmup(SYMBOL, TF)
-    repaired = bars[30].model_copy(update={"close": bars[30].close * 1.05, "high": 1e6})
-    await candle_cache.write(repaired.model_copy(update={"source": CandleSource.REST}))
-    assert await calculator.on_closed_candle(repaired) is None
-    history = [*bars[:30], repaired, *bars[31:]]
+    revised = bars[30].model_copy(update={"close": bars[30].close * 1.05, "high": 1e6})
+    await candle_cache.write(revised)
+    history = [*bars[:30], revised, *bars[31:]]
+    rebuilt = await calculator.on_closed_candle(revised)
+    assert rebuilt is not None and same(rebuilt, history)  # the latest bar, corrected history
+    assert rebuilt.open_time == bars[-1].open_time
+    assert await asyncio.wait_for(published.get(), 5) == rebuilt
     stored = await indicator_cache.read(1, SYMBOL, TF)
-    assert stored is not None and same(stored, history)
+    assert stored == rebuilt
     nxt = candle_at(1050, 22.0)
     await candle_cache.write(nxt)
     value = await calculator.on_closed_candle(nxt)
     assert value is not None and same(value, [*history, nxt])
-    assert await asyncio.wait_for(published.get(), 5) == value  # nothing was published before
+    assert await asyncio.wait_for(published.get(), 5) == value
 
 
 async def test_unfinished_and_foreign_bars_are_ignored(calculator: IndicatorCalculator) -> None:

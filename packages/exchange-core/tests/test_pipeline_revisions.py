@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 from livermore_cache import channels
+from livermore_cache.batch import WriteBatch
 from livermore_cache.candles import CandleCache
 from livermore_cache.indicators import IndicatorCache
 from livermore_cache.pubsub import Publisher
+from livermore_cache.tickers import TickerCache
 from livermore_exchange_core.clock import ExchangeClock
 from livermore_exchange_core.events import GapNotice
 from livermore_exchange_core.indicators.calculator import IndicatorCalculator
+from livermore_exchange_core.indicators.macdv import latest_macd_v
+from livermore_exchange_core.pipeline import CandlePipeline
 from livermore_schema.enums import CandleSource, Timeframe
+from livermore_schema.indicators import IndicatorValue
 from livermore_schema.market import Candle
 from livermore_schema.settings import CacheSettings
 
@@ -32,27 +38,34 @@ async def _published(pubsub: Any, count: int) -> list[Candle]:
     return got
 
 
-async def test_revision_replaces_the_stored_bar_and_republishes_it_without_a_new_indicator(
+async def test_revision_goes_through_the_batched_hook_and_republishes_the_corrected_indicator(
     redis: Any,
 ) -> None:
     settings = CacheSettings()
     cache = CandleCache(redis, settings)
+    indicators = IndicatorCache(redis, settings)
     publisher = Publisher(redis, settings)
-    calculator = IndicatorCalculator(
-        cache, IndicatorCache(redis, settings), publisher, exchange_id=1
-    )
+    calculator = IndicatorCalculator(cache, indicators, publisher, exchange_id=1)
     history = [_bar(T0 - i * MIN) for i in range(60, 0, -1)]
     await cache.write_many(history)
     await calculator.warmup("BTC-USD", Timeframe.M1)
-    clock = ExchangeClock(T0)
-    pipeline, seen = _pipeline(redis, None, clock)
-    values: list[Any] = []
+    seen: list[Candle] = []
+    values: list[IndicatorValue | None] = []
 
-    async def indicator_hook(candle: Candle) -> None:
+    async def indicator_hook(candle: Candle, batch: WriteBatch) -> None:  # as a worker wires it
         seen.append(candle)
-        values.append(await calculator.on_closed_candle(candle))
+        values.append(await calculator.on_closed_candle(candle, batch=batch))
 
-    pipeline._hook = indicator_hook
+    pipeline = CandlePipeline(
+        exchange_id=1,
+        exchange_name="coinbase",
+        candles=cache,
+        tickers=TickerCache(redis, settings),
+        publisher=publisher,
+        repairer=None,
+        clock=ExchangeClock(T0),
+        on_closed_batch=indicator_hook,
+    )
     candle_sub, indicator_sub = redis.pubsub(), redis.pubsub()
     await candle_sub.subscribe(channels.candle_close_channel(1, "BTC-USD", Timeframe.M1))
     await indicator_sub.psubscribe("channel:indicator:*")
@@ -62,7 +75,7 @@ async def test_revision_replaces_the_stored_bar_and_republishes_it_without_a_new
     await pipeline.on_candle_revised(_revised(first, 150.0))
     await asyncio.wait_for(pipeline.drain(), 5)
     published = await asyncio.wait_for(_published(candle_sub, 2), 5)
-    indicators = await asyncio.wait_for(
+    announced = await asyncio.wait_for(
         _published_until_marker(redis, indicator_sub, "channel:indicator:end"), 5
     )
     await pipeline.stop()
@@ -73,10 +86,15 @@ async def test_revision_replaces_the_stored_bar_and_republishes_it_without_a_new
     [stored] = await cache.between(1, "BTC-USD", Timeframe.M1, T0, T0)
     assert (stored.close, stored.volume, stored.closed) == (150.0, 9.0, True)
     assert [c.close for c in seen] == [first.close, 150.0]
-    assert values[0] is not None and values[1] is None  # no second value, so no second alert
-    assert len(indicators) == 1  # only the real close published an indicator
-    state = calculator.state("BTC-USD", Timeframe.M1)
-    assert state is not None and state.last is not None and state.last.open_time == T0
+    corrected = latest_macd_v([*history, stored])
+    assert corrected is not None and corrected.macd_v is not None
+    on_air = [IndicatorValue.model_validate_json(raw) for raw in announced]
+    assert [v.open_time for v in on_air] == [T0, T0]  # the close, then its correction
+    assert on_air[1] == values[1] and on_air[0] == values[0]
+    for value in (on_air[1], await indicators.read(1, "BTC-USD", Timeframe.M1)):
+        assert value is not None and value.value.macd_v is not None
+        assert math.isclose(value.value.macd_v, corrected.macd_v, rel_tol=1e-9)
+    assert on_air[0].value.macd_v != on_air[1].value.macd_v
     assert pipeline.stats.revised == 1 and pipeline.stats.delivered == 1
 
 

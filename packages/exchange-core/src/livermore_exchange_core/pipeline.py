@@ -15,15 +15,16 @@ series: later live bars wait while the missing range is fetched over REST, then 
 and the waiting live bars go through the same path, oldest first.
 
 A *revision* (`on_candle_revised`: late data corrected a bar already delivered) takes the same
-path again: the cache write replaces the stored bar (closed by closed), the candle-close channel
-carries the corrected bar, and the hook sees a bar that is not newer than its last one (the
-`IndicatorCalculator` then rebuilds the series from the cache and publishes nothing, so no alert
-fires twice; the boundary service has already had that boundary's wave). A revision of a bar
-still waiting behind a gate just replaces it there; one of a delivered bar whose series is gated
-is applied after the gate's bars. Tickers are coalesced (latest
-per symbol) and flushed every `ticker_flush_s`: a trader needs the latest price, not every match.
-Order-book tops are coalesced the same way and written to `OrderBookCache` (TTL 30 s) at most
-every `book_flush_s` per symbol; `on_order_book` itself is one dict store.
+path again, through the same hook (batched or not): the cache write replaces the stored bar
+(closed by closed), the candle-close channel carries the corrected bar, and the hook sees a bar
+that is not newer than its last one (the `IndicatorCalculator` then rebuilds the series from the
+corrected cache and re-publishes its value, which the `AlertEvaluator` judges again without
+firing anything twice; the boundary service has already had that boundary's wave). A revision
+of a bar still waiting behind a gate just replaces it there; one of a delivered bar whose series
+is gated is applied after the gate's bars. Tickers are coalesced (latest per symbol) and flushed
+every `ticker_flush_s`: a trader needs the latest price, not every match. Order-book tops are
+coalesced the same way and written to `OrderBookCache` (TTL 30 s) at most every `book_flush_s`
+per symbol; `on_order_book` itself is one dict store.
 """
 
 from __future__ import annotations
@@ -300,8 +301,6 @@ class CandlePipeline:
         if last is None or candle.open_time > last:
             await self._deliver(candle)  # the first copy never went out: this one is the bar
             return
-        await self._candles.write(candle, user_id=self.tier2_users.get(candle.symbol))
-        await self._publisher.publish_candle_close(candle, user_id=self._user_id)
         self.stats.revised += 1
         self._log.info(
             "pipeline.revised",
@@ -309,6 +308,11 @@ class CandlePipeline:
             timeframe=candle.timeframe.value,
             open_time=candle.open_time,
         )
+        if self._batch_hook is not None:
+            await self._through_batch(candle, self._batch_hook)
+            return
+        await self._candles.write(candle, user_id=self.tier2_users.get(candle.symbol))
+        await self._publisher.publish_candle_close(candle, user_id=self._user_id)
         await self._call_hook(candle)
 
     async def _call_hook(self, candle: Candle) -> None:
@@ -334,11 +338,15 @@ class CandlePipeline:
         await self._call_hook(candle)
 
     async def _deliver_batched(self, candle: Candle, hook: BatchedCloseHook) -> None:
+        self._last[(candle.symbol, candle.timeframe)] = candle.open_time
+        self.stats.delivered += 1
+        await self._through_batch(candle, hook)
+
+    async def _through_batch(self, candle: Candle, hook: BatchedCloseHook) -> None:
+        """Queue the bar's write and close publish, let the hook add its own, then flush."""
         batch = self._candles.batch()
         self._candles.add_write(batch, candle, user_id=self.tier2_users.get(candle.symbol))
         self._publisher.add_candle_close(batch, candle, user_id=self._user_id)
-        self._last[(candle.symbol, candle.timeframe)] = candle.open_time
-        self.stats.delivered += 1
         try:
             await hook(candle, batch)
         except Exception:

@@ -4,10 +4,11 @@ Per closed bar: O(1) state update, then one `IndicatorCache.write` and one
 `Publisher.publish_indicator`; given the pipeline's `WriteBatch` (which already holds the bar's
 write and publish), both are queued behind them and the batch is flushed: one round trip.
 
-A bar that is not newer than the state's last bar is a repaired or replayed past bar (gap repair
-writes the bar to the cache before publishing it): the series is re-warmed from the cache, which
-then holds it, and the recomputed latest value is written but **not** published, because no new
-bar closed (the alert evaluator has already judged that bar).
+A bar that is not newer than the state's last bar is a revised (or repaired, replayed) past bar,
+already in the cache: the series is rebuilt from the cache, and the rebuilt latest value is
+written, re-published and returned, so every later value stands on the corrected history. The
+alert evaluator judges a changed value of its last bar again (never firing a bar's label twice)
+and ignores an unchanged one.
 """
 
 from __future__ import annotations
@@ -122,8 +123,8 @@ class IndicatorCalculator:
                 value's write and publish behind them on the plain path) before this returns.
 
         Returns:
-            The new value, or None when nothing new was published (unfinished bar, or a
-            repaired past bar that re-warmed the series instead).
+            The new value (for a past bar: the series' latest, rebuilt over the corrected
+            history), or None when nothing was published (unfinished bar, empty history).
         """
         if not candle.closed or candle.synthetic or candle.exchange_id != self._exchange_id:
             if batch is not None:
@@ -156,22 +157,21 @@ class IndicatorCalculator:
     async def _rewarm(
         self, candle: Candle, user_id: int | None, last_open_time: int | None
     ) -> IndicatorValue | None:
-        """Seed the series from the cache: ending with `candle` (published), or for a past bar."""
-        if last_open_time is None:
-            # The seeded history ends with this very bar, so its value is the new one.
-            value = await self._warmup(candle.symbol, candle.timeframe, candle, user_id)
-            if value is not None:
-                await self._publisher.publish_indicator(value)
-            return value
-        self._log.info(
-            "indicator.past_bar_rewarm",
-            symbol=candle.symbol,
-            timeframe=candle.timeframe.value,
-            open_time=candle.open_time,
-            last_open_time=last_open_time,
-        )
-        await self._warmup(candle.symbol, candle.timeframe, None, user_id)
-        return None
+        """Seed the series from the cache, ending with `candle` or (past bar) with the newest."""
+        if last_open_time is not None:
+            self._log.info(
+                "indicator.past_bar_rewarm",
+                symbol=candle.symbol,
+                timeframe=candle.timeframe.value,
+                open_time=candle.open_time,
+                last_open_time=last_open_time,
+            )
+        # Without a state the seeded history ends with this very bar, so its value is the new one.
+        upto = candle if last_open_time is None else None
+        value = await self._warmup(candle.symbol, candle.timeframe, upto, user_id)
+        if value is not None:
+            await self._publisher.publish_indicator(value)
+        return value
 
     def _lock(self, symbol: str, timeframe: Timeframe) -> asyncio.Lock:
         return self._locks.setdefault((symbol, timeframe), asyncio.Lock())
