@@ -23,6 +23,7 @@ from livermore_cache.commands import CommandBus
 from livermore_cache.scan import iter_matching
 from livermore_cache.status import StatusStore
 from livermore_exchange_sim.binance import BINANCE_HUB
+from livermore_exchange_sim.market import Venue
 from livermore_exchange_sim.testing import RunningSim
 from livermore_schema.control import (
     AddSymbolCommand,
@@ -121,11 +122,13 @@ async def test_every_command_type_and_a_command_sent_during_a_restart(
         "added",
     )
     assert bulk["added"] == ["SOLUSDT"] and bulk["skipped"] == ["BTCUSDT"]
+    await redis.delete(keys.candles_key(BINANCE, "BTCUSDT", Timeframe.H1))  # the bars to refetch
     refetched = _ok(
         await _send(bus, _cmd(ForceBackfillCommand, {"symbol": "BTCUSDT", "timeframes": ["1h"]})),
         "backfilled",
     )
-    assert refetched["candles_written"] >= 0 and refetched["timeframes"] == ["1h"]
+    assert refetched["timeframes"] == ["1h"]
+    await _check_refetched(sim, candles, refetched["candles_written"])
     cleared = _ok(
         await _send(bus, _cmd(ClearCacheCommand, {"scope": "symbol", "symbol": "SOLUSDT"})),
         "cleared",
@@ -147,10 +150,25 @@ async def test_every_command_type_and_a_command_sent_during_a_restart(
     during_restart = await bus.send(BINANCE, _cmd(AddSymbolCommand, {"symbol": "ETHUSDT"}))
     spawn_worker("binance", sim=sim)
     response = await bus.await_response(BINANCE, during_restart, 60)
-    _ok(response, "added")
+    _ok(response, "added")  # not lost across the restart; a clean stop leaves the worker idle
     status = await StatusStore(redis).read(BINANCE)
-    assert status is not None and status.connection_state is ConnectionState.CONNECTED
-    assert status.symbol_count == 3  # resumed BTC + SOL, then ETH added by the queued command
+    assert status is not None and status.connection_state is ConnectionState.IDLE
+    assert status.symbol_count == 3  # the stopped BTC + SOL, then ETH added by the queued command
+    assert not binance_streams(sim)
+    restarted = _ok(await _send(bus, StartCommand()), "started")
+    assert restarted["symbol_count"] == 3
+
+
+async def _check_refetched(sim: RunningSim, candles: CandleCache, written: int) -> None:
+    """The deleted 1h series is back from REST: at least the backfill depth, equal to the truth."""
+    cached = await candles.between(BINANCE, "BTCUSDT", Timeframe.H1, 0, 2**62)
+    assert written >= 59 and len(cached) >= written  # 60 fetched, the newest may still be open
+    hour = 3_600_000
+    truth = sim.truth(Venue.BINANCE, "BTCUSDT", hour, cached[0].open_time, cached[-1].open_time + 1)
+    assert [c.open_time for c in cached] == [b.open_time for b in truth]
+    assert [(c.open, c.high, c.low, c.close) for c in cached] == [
+        (b.open, b.high, b.low, b.close) for b in truth
+    ]
 
 
 async def _invalid_and_expired_commands(bus: CommandBus, redis: Redis) -> None:

@@ -7,12 +7,13 @@ from uuid import uuid4
 import pytest
 from redis.asyncio import Redis
 
-from livermore_cache import keys
-from livermore_cache.commands import CommandBus, CommandInbox
+from livermore_cache import channels, keys
+from livermore_cache.commands import CommandBus, CommandInbox, PublishedCommandBridge
 from livermore_schema.control import (
     AddSymbolCommand,
     CommandResponse,
     StartCommand,
+    StopCommand,
     SymbolPayload,
     parse_command,
 )
@@ -117,3 +118,32 @@ async def test_stream_is_trimmed(redis: Redis) -> None:
     for _ in range(600):
         await bus.send(1, StartCommand())
     assert await redis.xlen(keys.command_stream_key(1)) < 300
+
+
+async def test_a_published_command_reaches_the_stream_once_and_a_bus_command_is_not_doubled(
+    redis: Redis,
+) -> None:
+    bridge = PublishedCommandBridge(redis, 3)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    serving = asyncio.create_task(bridge.serve(stop, 0.05, ready=ready))
+    await asyncio.wait_for(ready.wait(), 5)
+    inbox = CommandInbox(redis, 3, "host:1")
+    raw = StartCommand().model_dump_json()
+    assert await redis.publish(channels.commands_channel(3), raw) == 1  # a plain PUBLISH
+    got = await inbox.next(timeout=5)
+    assert got is not None and got[1] == raw
+    await inbox.ack(got[0])
+    sent = AddSymbolCommand(payload=SymbolPayload(symbol="ETH-USD"))
+    await CommandBus(redis).send(3, sent)  # XADD, then PUBLISH: the bridge finds its entry
+    got = await inbox.next(timeout=5)
+    assert got is not None and parse_command(got[1]) == sent
+    await inbox.ack(got[0])
+    assert await bridge.admit(sent.model_dump_json()) is False  # what the bridge just saw
+    assert await redis.publish(channels.commands_channel(3), raw) == 1  # the same text again
+    marker = StopCommand().model_dump_json()  # published after it, so bridged after it
+    assert await redis.publish(channels.commands_channel(3), marker) == 1
+    got = await inbox.next(timeout=5)
+    assert got is not None and got[1] == marker  # the repeated text was not queued again
+    stop.set()
+    await asyncio.wait_for(serving, 5)
+    assert bridge.bridged == 2 and await redis.xlen(keys.command_stream_key(3)) == 3

@@ -22,6 +22,7 @@ def test_public_surface_is_pinned() -> None:
         "subscribe",
         "CommandBus",
         "CommandInbox",
+        "PublishedCommandBridge",
         "delete_matching",
         "iter_matching",
     }

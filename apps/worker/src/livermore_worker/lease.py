@@ -6,7 +6,8 @@ another took over) can never extend someone else's lease. The TTL is a few heart
 killed with -9 stops renewing and a standby polling the key takes over when it lapses.
 
 The active worker persists its running state (started, paused, mode, symbol set, user) in
-`worker_state_key`, so whoever holds the lease next resumes exactly where it left off.
+`worker_state_key`, so whoever holds the lease next resumes exactly where it left off; a clean
+shutdown saves it as stopped, so that the next worker starts idle.
 """
 
 from __future__ import annotations

@@ -1,11 +1,17 @@
 """The worker process: `asyncio.run` -> resources (`AsyncExitStack`) -> `TaskGroup` -> `Supervisor`.
 
 The signal handlers only set the stop event. Every task belongs to the supervisor's TaskGroup:
-heartbeat (status + lease renewal), standby wait, control listener, takeover/autostart, and the
-streaming session's pipeline. On stop: the listener stops taking commands (a command in progress
-is cancelled and stays in the stream for the next worker), the session closes the exchange
-connection and drains the pipeline, alert inserts are flushed (bounded; the outbox keeps the
-rest), the status becomes `stopped` and the lease is released so a standby takes over at once.
+heartbeat (status + lease renewal), standby wait, control listener (plus the bridge that queues
+commands PUBLISHed on `livermore:commands:{ex}` on the listener's stream), takeover/autostart,
+and the streaming session's pipeline. On stop: the listener stops taking commands (a command in
+progress is cancelled and stays in the stream for the next worker), the session closes the
+exchange connection and drains the pipeline, alert inserts are flushed (bounded; the outbox keeps
+the rest), the status becomes `stopped` and the lease is released so a standby takes over at once.
+
+A clean stop saves the running state as stopped (as the `stop` command does: mode and symbol set
+kept for the next `start`), so the next plain start, or a standby taking the released lease,
+stays idle (SPEC section 5); only a worker that died while started (kill -9, a crash, a lost
+lease) leaves a started state behind for its successor to resume.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from livermore_cache.commands import CommandInbox
+from livermore_cache.commands import CommandInbox, PublishedCommandBridge
 from livermore_schema.enums import ConnectionState, WorkerRole
 from livermore_worker.commands import WorkerCommands
 from livermore_worker.control import CommandFailed, ControlListener
@@ -97,8 +103,13 @@ class Supervisor:
                 activation = group.create_task(self._activate(locked), name="activate")
                 await locked.wait()
                 control = group.create_task(listener.serve(stop, self._poll_s), name="control")
+                bridge = PublishedCommandBridge(
+                    self._w.services.redis, self._w.services.exchange.exchange_id
+                )
+                bridging = group.create_task(bridge.serve(stop, self._poll_s), name="bridge")
                 await stop.wait()
                 await control
+                await bridging
                 activation.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await activation
@@ -154,6 +165,8 @@ class Supervisor:
         """Close the session, flush alert inserts, mark `stopped`, release the lease."""
         async with self._w.op_lock:
             reason = "lease lost" if self.lease_lost else "shutdown"
+            if self._w.role is WorkerRole.ACTIVE and not self.lease_lost:
+                await self._w.persist(started=False, paused=False)
             await self._w.stop_streaming(ConnectionState.STOPPED, reason)
         await self._flush()
         await self._w.close_rest()

@@ -8,7 +8,7 @@ from livermore_cache import channels, keys
 from livermore_cache.batch import WriteBatch
 from livermore_cache.candles import CandleCache
 from livermore_cache.client import RedisClient, connect_redis
-from livermore_cache.commands import CommandBus, CommandInbox
+from livermore_cache.commands import CommandBus, CommandInbox, PublishedCommandBridge
 from livermore_cache.indicators import IndicatorCache
 from livermore_cache.pubsub import (
     Publisher,
@@ -44,6 +44,7 @@ __all__ = (  # noqa: RUF022 - grouped by purpose, sorted within each group
     # control protocol transport
     "CommandBus",
     "CommandInbox",
+    "PublishedCommandBridge",
     # maintenance
     "delete_matching",
     "iter_matching",

@@ -5,6 +5,13 @@ A command is XADDed to `command_stream_key(ex)` (so it survives a worker restart
 acknowledges each entry after handling it. A response is stored at `response_key(ex, id)` for a
 while and then published on `livermore:responses:{ex}`, in that order, so a waiter that subscribes
 first and then reads the key can never miss it.
+
+A program that only PUBLISHes a command on `livermore:commands:{ex}` is answered too: the active
+worker's `PublishedCommandBridge` adds each published command to the stream unless one of the
+stream's newest entries already holds exactly that text (what `CommandBus.send` XADDed before
+publishing it), so every command is handled once, through the one stream path. A command
+published while no worker listens is not seen (pub/sub keeps nothing); the stream is the durable
+way in.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from collections import deque
 from typing import Any
 from uuid import UUID
 
+import structlog
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from livermore_cache import channels, keys
@@ -29,6 +38,24 @@ COMMAND_FIELD = "command"
 DEFAULT_GROUP = "livermore-workers"
 STREAM_MAXLEN = 10_000
 RESPONSE_TTL_S = 600
+BRIDGE_LOOKBACK = 256
+"""How many of the stream's newest entries a published command is compared with."""
+
+log = structlog.get_logger(__name__)
+
+# KEYS[1] command stream; ARGV: raw command, field name, maxlen, lookback. Adds the command
+# unless one of the newest `lookback` entries holds exactly this text. Returns 1 when added.
+_ADMIT_PUBLISHED = """
+local recent = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[4])
+for _, entry in ipairs(recent) do
+  local fields = entry[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == ARGV[2] and fields[i + 1] == ARGV[1] then return 0 end
+  end
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', ARGV[2], ARGV[1])
+return 1
+"""
 
 
 def _text(value: Any) -> str:
@@ -192,6 +219,58 @@ class CommandInbox:
             cursor = _text(reply[0])
             if cursor == "0-0":
                 return
+
+
+class PublishedCommandBridge:
+    """Feeds commands PUBLISHed on `livermore:commands:{ex}` into the durable stream once each."""
+
+    def __init__(
+        self,
+        redis: RedisClient,
+        exchange_id: int,
+        *,
+        maxlen: int = STREAM_MAXLEN,
+        lookback: int = BRIDGE_LOOKBACK,
+    ) -> None:
+        self._redis = redis
+        self._exchange_id = exchange_id
+        self._stream = keys.command_stream_key(exchange_id)
+        self._maxlen = maxlen
+        self._lookback = lookback
+        self._admit = redis.register_script(_ADMIT_PUBLISHED)
+        self.bridged = 0
+
+    async def admit(self, raw: str) -> bool:
+        """Add one published command to the stream unless it is there already; return if added."""
+        args: list[str | int] = [raw, COMMAND_FIELD, self._maxlen, self._lookback]
+        added = int(await self._admit(keys=[self._stream], args=args)) == 1
+        self.bridged += int(added)
+        return added
+
+    async def serve(
+        self, stop: asyncio.Event, poll_s: float = 0.5, *, ready: asyncio.Event | None = None
+    ) -> None:
+        """Bridge published commands until `stop` is set; `ready` is set once subscribed."""
+        channel = channels.commands_channel(self._exchange_id)
+        while not stop.is_set():
+            pubsub: Any = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(channel)
+                while not stop.is_set():
+                    message = await pubsub.get_message(
+                        ignore_subscribe_messages=False, timeout=poll_s
+                    )
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe" and ready is not None:
+                        ready.set()
+                    elif message["type"] == "message":
+                        await self.admit(_text(message["data"]))
+            except (RedisConnectionError, OSError) as err:
+                log.warning("commands.bridge_reconnect", error=repr(err))
+                await asyncio.sleep(poll_s)
+            finally:
+                await pubsub.aclose()
 
 
 def _decode(entry: Any) -> tuple[str, str]:
