@@ -35,6 +35,8 @@ from livermore_schema.settings import DatabaseSettings, RedisSettings
 from livermore_schema.status import LifecycleEvent
 from livermore_schema.tables import ExchangeSymbol
 
+from .browser import binance_sim, page  # noqa: F401  (fixtures shared by the browser tests)
+
 SIM_SPEED = 60.0
 """One simulated minute per real second: 1m bars close every second."""
 COINBASE, BINANCE = 1, 2

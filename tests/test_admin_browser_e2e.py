@@ -10,11 +10,8 @@ MACD-V crossing on Binance arrive in the live feed, press STOP and see Coinbase 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import sys
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,23 +19,13 @@ import pytest
 
 from livermore_exchange_sim.market import Venue
 from livermore_exchange_sim.scenarios import macdv_excursion
-from livermore_exchange_sim.testing import RunningSim, running_sim
+from livermore_exchange_sim.testing import RunningSim
 from livermore_schema.alerts import AlertEvent
 from livermore_schema.settings import DatabaseSettings, RedisSettings
 
-from .conftest import SIM_SPEED, ApiProcess, Recorder, WorkerProcess, worker_env
+from .browser import create_admin
+from .conftest import ApiProcess, Recorder, WorkerProcess
 
-CHROMIUM = Path("/usr/bin/chromium")
-HAVE_CHROMIUM = CHROMIUM.exists()
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 MINUTE_MS = 60_000
 POLL_MS = 100
 """How often the page polls `/api/exchanges` (the page's `?poll_ms=`)."""
@@ -66,52 +53,6 @@ RECORD_PROGRESS = """() => {
     document.querySelector("#exchanges-table tbody"), { childList: true });
   record();
 }"""
-
-
-@pytest.fixture
-async def page() -> AsyncIterator[Any]:
-    """A page of headless Debian Chromium (never a Playwright-downloaded browser)."""
-    if not HAVE_CHROMIUM:
-        if os.environ.get("CI") == "true":
-            pytest.fail("/usr/bin/chromium is missing in CI (apt-get install -y chromium)")
-        pytest.skip("/usr/bin/chromium is not installed")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            context = await browser.new_context(viewport={"width": 1280, "height": 900})
-            yield await context.new_page()
-        finally:
-            await browser.close()
-
-
-@pytest.fixture
-async def binance_sim() -> AsyncIterator[RunningSim]:
-    """A fast simulator (one simulated minute per second) listing BTC and ETH."""
-    async with running_sim(seed=23, speed=SIM_SPEED, symbols=["BTC", "ETH"]) as sim:
-        yield sim
-
-
-async def _create_admin(
-    redis_settings: RedisSettings, pg_settings: DatabaseSettings, sim: RunningSim
-) -> str:
-    """Run `livermore-api create-user NAME --admin` and return the token it printed once."""
-    env = worker_env(redis_settings, pg_settings, sim.env)
-    username = f"browser-admin-{uuid.uuid4().hex[:8]}"
-    proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "livermore_api", "create-user", username, "--admin"),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 0, err.decode()
-    lines = out.decode().splitlines()
-    assert lines[0].startswith(f"created admin {username}"), lines
-    return lines[-1].strip()
 
 
 def _script_binance_crossing(sim: RunningSim) -> int:
@@ -155,7 +96,7 @@ async def test_admin_page_starts_a_worker_and_shows_a_scripted_alert_from_anothe
     coinbase = spawn_worker("coinbase", sim=sim)
     binance = spawn_worker("binance", "--autostart", sim=sim)
     token, _ = await asyncio.gather(
-        _create_admin(redis_settings, pg_settings, sim), api.wait_ready(STARTUP_S)
+        create_admin(redis_settings, pg_settings, sim), api.wait_ready(STARTUP_S)
     )
 
     # sign in with the token; both workers show up with their live state

@@ -39,6 +39,8 @@ CASES: dict[str, Callable[[World], Call]] = {
     "me": lambda w: Call("/api/me"),
     "admin.page": lambda w: Call("/admin"),
     "admin.asset": lambda w: Call("/admin/static/admin.js"),
+    "admin.chart": lambda w: Call("/admin/chart", {"exchange": "binance", "symbol": "BTCUSDT"}),
+    "docs": lambda w: Call("/api/docs"),
     "exchanges.list": lambda w: Call("/api/exchanges"),
     "exchanges.get": lambda w: Call("/api/exchanges/coinbase"),
     "symbols.list": lambda w: Call("/api/exchanges/coinbase/symbols"),
@@ -47,6 +49,12 @@ CASES: dict[str, Callable[[World], Call]] = {
         "/api/exchanges/coinbase/symbols/BTC-USD/candles", {"timeframe": "1h"}
     ),
     "indicators.get": lambda w: Call("/api/exchanges/coinbase/symbols/BTC-USD/indicators"),
+    "chart.get": lambda w: Call(
+        "/api/exchanges/coinbase/symbols/BTC-USD/chart", {"timeframe": "1h"}
+    ),
+    "chart.stream": lambda w: Call(
+        "/api/exchanges/coinbase/symbols/BTC-USD/stream", {"timeframe": "1h"}
+    ),
     "commands.send": lambda w: Call("/api/exchanges/coinbase/commands", json={"type": "start"}),
     "commands.result": lambda w: Call(f"/api/exchanges/coinbase/commands/{STORED_RESPONSE}"),
     "accounts.list": lambda w: Call("/api/accounts", _owner_query(w)),

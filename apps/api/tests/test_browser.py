@@ -156,3 +156,52 @@ async def test_admin_page_signs_in_commands_and_shows_live_alerts(
     await expect(rows.nth(0).get_by_test_id("symbol-name")).to_have_text(f"A{kraken_symbols}-USD")
     await expect(rows.nth(0).get_by_test_id("symbol-tier")).to_have_text("tier 1")
     await expect(rows.nth(1).get_by_test_id("symbol-tier")).to_have_text("—")
+
+
+async def test_exchange_rows_say_what_a_worker_can_do(
+    page: Any, client: TestClient[Any, Any], world: World
+) -> None:
+    from playwright.async_api import expect
+
+    await page.goto(str(client.make_url("/admin")))
+    await page.get_by_test_id("token-input").fill(world.admin_token)
+    await page.get_by_test_id("sign-in").click()
+
+    # exchanges without a streaming client: a note, no start/stop buttons
+    for name in ("kraken", "kucoin", "mexc"):
+        row = page.get_by_test_id(f"exchange-row-{name}")
+        await expect(row.get_by_test_id(f"no-client-{name}")).to_have_text("no streaming client")
+        await expect(row.get_by_role("button")).to_have_count(0)
+    # a streaming exchange without a live worker: the buttons and how to start one
+    row = page.get_by_test_id("exchange-row-binance_us")
+    await expect(row.get_by_role("button")).to_have_count(2)
+    await expect(row.get_by_test_id("hint-binance_us")).to_have_text(
+        "no worker running; start one: livermore-worker --exchange binance_us"
+    )
+    await expect(row.get_by_test_id("no-client-binance_us")).to_have_count(0)
+
+    # an exchange without symbols offers the refresh to an admin
+    await page.get_by_test_id("symbols-exchange").select_option("mexc")
+    await expect(page.get_by_test_id("symbols-total")).to_have_text("0 symbols")
+    await expect(page.get_by_test_id("symbols-empty")).to_contain_text("No symbols for mexc yet")
+    await expect(page.get_by_test_id("refresh-symbols")).to_be_visible()
+
+
+async def test_swagger_ui_lists_every_route(
+    page: Any, client: TestClient[Any, Any], world: World
+) -> None:
+    from playwright.async_api import expect
+
+    from livermore_api import ROUTES
+
+    await page.goto(str(client.make_url("/api/docs")))
+    await page.get_by_test_id("token-input").fill(world.owner_token)
+    await page.get_by_test_id("sign-in").click()
+    operations = page.locator(".opblock")
+    await expect(operations).to_have_count(len(ROUTES), timeout=15_000)
+    for path in ("/api/exchanges/{exchange}/symbols/{symbol}/chart", "/health", "/ws/alerts"):
+        await expect(page.locator(f'.opblock-summary-path[data-path="{path}"]')).to_have_count(1)
+    await expect(page.locator(".info .title")).to_contain_text("Livermore API")
+    shot = Path(os.environ.get("LIVERMORE_SCREENSHOT_DIR", "/nonexistent")) / "swagger-page.png"
+    if shot.parent.is_dir():
+        await page.screenshot(path=str(shot))

@@ -225,3 +225,17 @@ class TokenCreate(Strict):
     """A new token for a user."""
 
     name: Annotated[str, Field(min_length=1, max_length=100)] = "api"
+
+
+class ChartQuery(Strict):
+    """The newest `limit` bars of one timeframe for the chart page."""
+
+    timeframe: Timeframe
+    limit: Annotated[int, Field(ge=30, le=1000)] = 300
+
+
+class SeriesStreamQuery(Strict):
+    """One series to follow; `token` is for browsers (EventSource cannot set headers)."""
+
+    timeframe: Timeframe
+    token: Annotated[str, Field(min_length=1, max_length=200)] | None = None

@@ -80,6 +80,7 @@ def _success(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
     description = route.responses.get(route.status, "success")
     if route.kind in _KIND_CONTENT:
         media, text = _KIND_CONTENT[route.kind]
+        text = route.responses.get(route.status, text)
         return {"description": text, "content": {media: {"schema": {"type": "string"}}}}
     if route.response_model is None:
         return {"description": description}

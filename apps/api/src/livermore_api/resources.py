@@ -59,6 +59,8 @@ class ExchangeOut(Resource):
     display_name: str
     is_active: bool
     supported_timeframes: list[str]
+    streaming: bool
+    """Whether a worker can stream this exchange (false: no streaming client exists yet)."""
     worker: WorkerState
 
 
@@ -149,6 +151,38 @@ class IndicatorsOut(Resource):
     symbol: str
     type: str
     timeframes: dict[str, IndicatorValue | None]
+
+
+class MacdVPointOut(Resource):
+    """MACD-V, its signal and histogram at one bar (null until seeded)."""
+
+    open_time: int
+    macd_v: float | None
+    signal: float | None
+    histogram: float | None
+
+
+class ChartAlertOut(Resource):
+    """A stored alert of the charted series, placed at the bar that fired it."""
+
+    uid: UUID
+    bar_open_time: int
+    trigger_label: str
+    trigger_value: Decimal | None
+    price: Decimal
+    triggered_at: datetime
+
+
+class ChartOut(Resource):
+    """What the chart page draws: candles, MACD-V from them, and the series' stored alerts."""
+
+    exchange_id: int
+    exchange: str
+    symbol: str
+    timeframe: str
+    candles: list[Candle]
+    macdv: list[MacdVPointOut]
+    alerts: list[ChartAlertOut]
 
 
 class CommandAccepted(Resource):

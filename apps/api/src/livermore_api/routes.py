@@ -11,6 +11,7 @@ from livermore_api.routing import Access, Kind, Route
 from livermore_api.views import (
     accounts,
     alerts,
+    chart,
     commands,
     exchanges,
     market,
@@ -39,6 +40,12 @@ ROUTES: tuple[Route, ...] = (
     Route("admin.asset", "GET", "/admin/static/{filename}", system.admin_asset,
           "The admin page's scripts and styles", Access.PUBLIC, "admin page",
           path_model=m.StaticPath, kind=Kind.STATIC),
+    Route("admin.chart", "GET", "/admin/chart", system.chart_page,
+          "The chart page (HTML, no data): /admin/chart?exchange=&symbol=&timeframe=",
+          Access.PUBLIC, "admin page", kind=Kind.STATIC),
+    Route("docs", "GET", "/api/docs", system.docs_page,
+          "Swagger UI for this document (HTML, no data)", Access.PUBLIC, "system",
+          kind=Kind.STATIC),
     # ---------------------------------------------------------------- exchanges and market data
     Route("exchanges.list", "GET", "/api/exchanges", exchanges.list_exchanges,
           "Exchanges with live worker state", Access.USER, "exchanges",
@@ -62,6 +69,15 @@ ROUTES: tuple[Route, ...] = (
           market.get_indicators, "Cached MACD-V readings by timeframe", Access.USER,
           "market data", path_model=m.SymbolPath, query_model=m.IndicatorQuery,
           response_model=r.IndicatorsOut),
+    Route("chart.get", "GET", f"{_EX}/symbols/{{symbol}}/chart", chart.get_chart,
+          "Closed candles with MACD-V at each bar and the series' stored alerts", Access.USER,
+          "market data", path_model=m.SymbolPath, query_model=m.ChartQuery,
+          response_model=r.ChartOut),
+    Route("chart.stream", "GET", f"{_EX}/symbols/{{symbol}}/stream", chart.stream_series,
+          "The series' closed candles and MACD-V readings as Server-Sent Events", Access.USER,
+          "market data", path_model=m.SymbolPath, query_model=m.SeriesStreamQuery,
+          kind=Kind.SSE, responses={200: "`event: ready`, then `event: candle` (Candle JSON) "
+                                         "and `event: indicator` (IndicatorValue JSON) frames"}),
     # ---------------------------------------------------------------- worker control
     Route("commands.send", "POST", f"{_EX}/commands", commands.send_command,
           "Command the exchange's worker; start, force-backfill and bulk-add-symbols answer 202",

@@ -44,6 +44,7 @@ async function signIn(candidate) {
   }
   $("signin-error").textContent = "";
   $("whoami").textContent = `${me.body.username} (${me.body.role})`;
+  state.me = me.body;
   $("signin").hidden = true;
   $("app").hidden = false;
   $("sign-out").hidden = false;
@@ -100,12 +101,30 @@ function renderExchange(exchange) {
   progressCell.append(bar, label);
   cell(row, worker.status ? worker.status.symbol_count : "");
   const actions = cell(row, "");
+  if (!exchange.streaming) {
+    // No worker can stream this exchange: a start command would wait forever.
+    const note = document.createElement("span");
+    note.className = "muted";
+    note.textContent = "no streaming client";
+    note.dataset.testid = `no-client-${exchange.name}`;
+    actions.appendChild(note);
+    return row;
+  }
   for (const type of ["start", "stop"]) {
     const button = document.createElement("button");
     button.textContent = type;
     button.dataset.testid = `${type}-${exchange.name}`;
     button.addEventListener("click", () => command(exchange.name, type));
     actions.appendChild(button);
+  }
+  if (!worker.alive) {
+    const hint = document.createElement("div");
+    hint.className = "muted";
+    hint.dataset.testid = `hint-${exchange.name}`;
+    const how = document.createElement("code");
+    how.textContent = `livermore-worker --exchange ${exchange.name}`;
+    hint.append(worker.liveness === "dead" ? "worker died; restart it: " : "no worker running; start one: ", how);
+    actions.appendChild(hint);
   }
   return row;
 }
@@ -149,6 +168,7 @@ async function loadSymbols() {
   const result = await api(`/api/exchanges/${exchange}/symbols?${params}`);
   if (!result.ok) return;
   $("symbols-total").textContent = `${result.body.total} symbols`;
+  renderNoSymbols(exchange, result.body.total === 0 && !search);
   $("symbols-table").tBodies[0].replaceChildren(...result.body.items.map((symbol) => {
     const row = document.createElement("tr");
     row.dataset.testid = "symbol-row";
@@ -161,15 +181,54 @@ async function loadSymbols() {
   }));
 }
 
+function renderNoSymbols(exchange, empty) {
+  const box = $("symbols-empty");
+  box.hidden = !empty;
+  if (!empty) return;
+  const text = document.createElement("span");
+  text.textContent = `No symbols for ${exchange} yet. `;
+  box.replaceChildren(text);
+  if (state.me?.role !== "admin") {
+    box.append("Ask an admin to refresh them (or run livermore-symbols refresh).");
+    return;
+  }
+  const button = document.createElement("button");
+  button.textContent = "Refresh symbols";
+  button.dataset.testid = "refresh-symbols";
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    text.textContent = `Refreshing ${exchange}… `;
+    const result = await api(`/api/exchanges/${exchange}/symbols/refresh`, { method: "POST" });
+    text.textContent = result.ok ? "" : `${result.body?.error?.message || result.status} `;
+    button.disabled = false;
+    if (result.ok) await loadSymbols();
+  });
+  box.appendChild(button);
+}
+
 // ------------------------------------------------------------------ live alerts
+
+// The chart page's documented URL: /admin/chart?exchange=NAME&symbol=SYMBOL&timeframe=TF
+function chartUrl(exchange, symbol, timeframe) {
+  return `/admin/chart?${new URLSearchParams({ exchange, symbol, timeframe })}`;
+}
 
 function renderAlert(alert) {
   const row = document.createElement("tr");
   row.dataset.testid = "alert-item";
   row.className = "fresh";
+  const url = chartUrl(alert.source_exchange_name, alert.symbol, alert.timeframe);
+  row.dataset.chart = url;
+  row.title = "open the chart";
+  row.addEventListener("click", () => { location.href = url; });
   cell(row, new Date(alert.triggered_at).toLocaleTimeString());
   cell(row, alert.source_exchange_name, "alert-exchange");
-  cell(row, alert.symbol, "alert-symbol");
+  const symbol = cell(row, "");
+  const link = document.createElement("a");
+  link.href = url;
+  link.textContent = alert.symbol;
+  link.dataset.testid = "alert-symbol";
+  symbol.appendChild(link);
   cell(row, alert.timeframe, "alert-timeframe");
   cell(row, alert.trigger_label, "alert-label");
   cell(row, alert.delayed ? `${alert.direction} (delayed)` : alert.direction, "alert-direction");

@@ -16,7 +16,7 @@ from livermore_api.resources import ExchangeOut, SymbolOut, WorkerState
 from livermore_api.routing import json_response, path_of, principal_of, query_of
 from livermore_api.views.common import all_exchanges, resolve_exchange, session, worker_states
 from livermore_exchange_core.symbols.source import watchlist_symbols
-from livermore_schema.enums import SymbolTier
+from livermore_schema.enums import STREAMING_EXCHANGES, SymbolTier
 from livermore_schema.tables import Exchange, ExchangeSymbol, Position, User
 
 
@@ -28,6 +28,7 @@ def _exchange_out(exchange: Exchange, worker: WorkerState) -> ExchangeOut:
         display_name=exchange.display_name,
         is_active=exchange.is_active,
         supported_timeframes=exchange.supported_timeframes,
+        streaming=exchange.name in STREAMING_EXCHANGES,
         worker=worker,
     )
 

@@ -104,6 +104,18 @@ async def admin_page(request: web.Request) -> web.StreamResponse:
     return _file("admin.html")
 
 
+async def chart_page(request: web.Request) -> web.StreamResponse:
+    """Serve the chart page (it holds no data; it reads the series with the caller's token)."""
+    del request
+    return _file("chart.html")
+
+
+async def docs_page(request: web.Request) -> web.StreamResponse:
+    """Serve Swagger UI for `/api/openapi.json` (assets vendored under the admin static files)."""
+    del request
+    return _file("docs.html")
+
+
 async def admin_asset(request: web.Request) -> web.StreamResponse:
     """Serve one of the admin page's scripts or stylesheets."""
     return _file(path_of(request, StaticPath).filename)
