@@ -168,3 +168,14 @@ async def test_admin_page_starts_a_worker_and_shows_a_scripted_alert_from_anothe
     await page.screenshot(path=str(screenshot), full_page=True)
     assert screenshot.stat().st_size > 10_000
     print(f"admin page screenshot: {screenshot}")
+
+    # clicking the alert opens its chart, with the stored alert marked on it
+    await row.click()
+    await expect(page).to_have_url(
+        f"{api.base_url}/admin/chart?exchange=binance&symbol=BTCUSDT&timeframe={shown['timeframe']}"
+    )
+    await expect(page.get_by_test_id("chart-status")).to_have_text("live", timeout=10 * MS)
+    marked = page.get_by_test_id("chart-alert-label").filter(
+        has_text=re.compile(f"^{shown['label']}$")
+    )
+    await expect(marked.first).to_be_visible(timeout=10 * MS)
