@@ -6,10 +6,9 @@ bar closing at a minute arriving at once (1,000 per minute, 6,000 at the day bou
 `--gc-freeze` freezes the warmed-up heap; `--profile out.pstats` profiles the live phase.
 
 Starts a private redis-server (never the configured Redis) and composes the path the worker
-composes (`livermore_worker.wiring`): `CandlePipeline` (candle write + publish_candle_close queued
-on a `WriteBatch`) -> batched hook: `IndicatorCalculator.on_closed_candle` (indicator SET + publish
-queued behind them, one pipelined flush) ->
-`AlertEvaluator.evaluate` (Redis state/cooldown scripts -> publish_alert). Every series gets
+composes (`livermore_worker.wiring`): `CandlePipeline` -> `ClosedBarStage`, a burst at a time
+(candle writes + closes + `IndicatorCalculator.advance` values, one pipelined flush) ->
+`AlertEvaluator.evaluate_many` (claims, cooldowns, reads, alert publishes). Every series gets
 `--history` closed bars, the calculator is warmed from the cache, then closed candles of every
 series (round-robin, one bar per series per round, and one ticker per symbol per round) enter
 the pipeline at a steady `--rate`. `--scripted` of the symbols follow a trend that flips every
@@ -32,14 +31,13 @@ import multiprocessing as mp
 import random
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 from _common import latency_line, percentile, private_redis
 
 from livermore_cache import channels
-from livermore_cache.batch import WriteBatch
 from livermore_cache.candles import CandleCache
 from livermore_cache.client import RedisClient, connect_redis
 from livermore_cache.indicators import IndicatorCache
@@ -49,6 +47,7 @@ from livermore_exchange_core.alerts.evaluator import AlertEvaluator
 from livermore_exchange_core.clock import ExchangeClock
 from livermore_exchange_core.indicators.calculator import IndicatorCalculator
 from livermore_exchange_core.pipeline import CandlePipeline
+from livermore_exchange_core.stage import ClosedBarStage
 from livermore_schema.alerts import AlertEvent
 from livermore_schema.enums import RUNTIME_TIMEFRAMES, CandleSource, Timeframe
 from livermore_schema.logs import configure_logging
@@ -185,6 +184,13 @@ class DataPath:
             exchange_id=EXCHANGE_ID,
             exchange_name=EXCHANGE,
         )
+        self.stage = ClosedBarStage(
+            candles=candles,
+            publisher=publisher,
+            calculator=self.calculator,
+            evaluator=self.evaluator,  # alerts on, as a started worker runs
+            followers=[self],
+        )
         self.pipeline = CandlePipeline(
             exchange_id=EXCHANGE_ID,
             exchange_name=EXCHANGE,
@@ -193,18 +199,21 @@ class DataPath:
             publisher=publisher,
             repairer=None,
             clock=ExchangeClock(),
-            on_closed_batch=self.on_closed,
+            stage=self.stage,
         )
         self.entered: dict[Key, int] = {}
         self.finished: dict[Key, int] = {}
-        self.published = 0
 
-    async def on_closed(self, candle: Candle, batch: WriteBatch) -> None:
-        """The pipeline hook, as `StreamingSession._on_closed` with alerts enabled."""
-        value = await self.calculator.on_closed_candle(candle, batch=batch)
-        if value is not None:
-            self.published += len(await self.evaluator.evaluate(value))
-        self.finished[key_of(candle)] = time.monotonic_ns()
+    @property
+    def published(self) -> int:
+        """Alerts published so far."""
+        return self.stage.stats.alerts
+
+    def on_closed_bars(self, bars: Sequence[Candle]) -> None:
+        """Follows the stage: its burst is written, rated and alerted."""
+        now = time.monotonic_ns()
+        for candle in bars:
+            self.finished[key_of(candle)] = now
 
 
 def key_of(candle: Candle) -> Key:

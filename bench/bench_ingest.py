@@ -4,8 +4,9 @@ Run: `uv run python bench/bench_ingest.py [--symbols 200] [--frames 200000]`.
 Starts a private redis-server (never the configured one), builds recorded-format frames
 (kline updates for 6 timeframes, a closing `x: true` frame once per bar, miniTickers) and
 feeds them, in one process, through `BinanceAdapter`'s frame handler into a real
-`CandlePipeline` (closed bar -> CandleCache.write -> Publisher.publish_candle_close; tickers
-coalesced -> TickerCache + publish). Baseline in the same run: bare `json.loads` of the frames.
+`CandlePipeline` (closed bars, a burst at a time, through `ClosedBarStage`: candle write +
+close publish in one pipelined flush; tickers coalesced -> TickerCache + publish). Baseline in
+the same run: bare `json.loads` of the frames.
 The socket read itself is not included (loopback recv costs about as much as json.loads).
 """
 
@@ -128,7 +129,7 @@ async def run(symbol_count: int, frame_count: int) -> None:
         print(f"parse -> cache -> publish: {rate:12,.0f} msgs/s  (target >= 50,000)")
         print(
             f"closed bars written+published: {stats.delivered}, "
-            f"tickers flushed: {stats.tickers_flushed}"
+            f"tickers flushed: {pipeline.ticker_coalescer.flushed}"
         )
         await redis.aclose()
     finally:

@@ -13,8 +13,9 @@ from livermore_cache.pubsub import Publisher
 from livermore_cache.tickers import OrderBookCache, TickerCache
 from livermore_exchange_core.base import RestClient
 from livermore_exchange_core.clock import ExchangeClock
-from livermore_exchange_core.pipeline import CandlePipeline, ClosedCandleHook
+from livermore_exchange_core.pipeline import CandlePipeline
 from livermore_exchange_core.reconciliation import GapRepairer
+from livermore_exchange_core.stage import CloseFollower
 from livermore_schema.market import Candle
 from livermore_schema.settings import CacheSettings
 
@@ -39,7 +40,7 @@ async def wired_pipeline(
     exchange_id: int,
     exchange_name: str,
     repairer: Any,
-    hook: ClosedCandleHook | None = None,
+    followers: Sequence[CloseFollower] = (),
     rest_lag_ms: int = 3_000,
     order_books: OrderBookCache | None = None,
     book_flush_s: float = 0.25,
@@ -55,12 +56,12 @@ async def wired_pipeline(
         publisher=Publisher(redis, settings),
         repairer=repairer,
         clock=clock,
-        on_closed_candle=hook,
         ticker_flush_s=0.05,
         rest_lag_ms=rest_lag_ms,
         order_books=order_books,
         book_flush_s=book_flush_s,
     )
+    pipeline.stage.followers.extend(followers)
     runner = asyncio.get_running_loop().create_task(pipeline.run())
     try:
         yield Wired(pipeline, candles, clock)

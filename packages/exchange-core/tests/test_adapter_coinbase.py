@@ -7,7 +7,6 @@ from typing import Any
 
 from livermore_cache import channels
 from livermore_cache.candles import CandleCache
-from livermore_cache.pubsub import Publisher
 from livermore_exchange_core.adapters.coinbase.adapter import CoinbaseAdapter
 from livermore_exchange_core.backfill import StartupBackfill
 from livermore_exchange_core.backoff import BackoffPolicy
@@ -166,7 +165,7 @@ async def test_coinbase_every_timeframe_equals_truth_through_every_fault(redis: 
     """1m/5m streamed and 15m/1h/4h/1d from boundary waves, wired as the worker wires them.
 
     As in `livermore_worker.wiring`: startup backfill, then connect, then the boundary service
-    (5m close -> one wave per boundary -> cache write -> candle-close publish), the real
+    (5m close -> one wave per boundary -> the same pipeline: write, publish), the real
     `GapRepairer` behind the pipeline. The whole cached history, backfilled and streamed, must
     equal the simulator's truth: no missing bar, no duplicate, no unfinished bar.
     """
@@ -180,27 +179,10 @@ async def test_coinbase_every_timeframe_equals_truth_through_every_fault(redis: 
         rest = create_rest_client(config, clock_rate=SPEED)
         settings = CacheSettings()
         cache = CandleCache(redis, settings)
-        publisher = Publisher(redis, settings)
         closes = redis.pubsub()
         await closes.subscribe(
             *(channels.candle_close_channel(1, s, tf) for s in SYMBOLS for tf in HIGHER_TIMEFRAMES)
         )
-
-        async def on_boundary_bar(candle: Candle) -> None:  # as the worker's _on_boundary_bar
-            await publisher.publish_candle_close(candle)
-
-        boundary = BoundaryRestService(
-            rest,
-            cache,
-            exchange_id=1,
-            exchange_name="coinbase",
-            on_closed=on_boundary_bar,
-            symbols=SYMBOLS,
-        )
-
-        async def on_closed(candle: Candle) -> None:  # as the worker's _on_closed
-            if candle.timeframe is Timeframe.M5:
-                boundary.on_five_minute_close(candle)
 
         backfill = StartupBackfill(
             rest,
@@ -221,9 +203,17 @@ async def test_coinbase_every_timeframe_equals_truth_through_every_fault(redis: 
             exchange_id=1,
             exchange_name="coinbase",
             repairer=gap_repairer(redis, rest, 1, "coinbase"),
-            hook=on_closed,
             rest_lag_ms=15_000,
         ) as wired:
+            boundary = BoundaryRestService(  # as the worker's start_boundary: the same pipeline
+                rest,
+                cache,
+                exchange_id=1,
+                exchange_name="coinbase",
+                sink=wired.pipeline,
+                symbols=SYMBOLS,
+            )
+            wired.pipeline.stage.followers.append(boundary)
             # At 1000x the sim batches 20 simulated seconds per frame, heartbeats first: the
             # grace covers that batching (as 2 s covers Coinbase's real-time delivery); what a
             # loaded machine delays beyond it arrives as revisions of the closed bars.
@@ -250,7 +240,8 @@ async def test_coinbase_every_timeframe_equals_truth_through_every_fault(redis: 
             finally:
                 await adapter.close()
             await asyncio.wait_for(wired.pipeline.drain(), 30)
-            await asyncio.wait_for(boundary.drain(), 30)
+            await asyncio.wait_for(boundary.drain(), 30)  # its bars join the pipeline
+            await asyncio.wait_for(wired.pipeline.drain(), 30)
         await rest.aclose()
         published = await asyncio.wait_for(_published_until_marker(redis, closes), 10)
         await closes.aclose()

@@ -5,9 +5,11 @@ import pytest
 from redis.asyncio import Redis
 
 from livermore_cache.candles import CandleCache
+from livermore_cache.pubsub import Publisher
 from livermore_exchange_core.adapters.coinbase.rest import CoinbaseRestClient
 from livermore_exchange_core.boundary import BoundaryRestService
 from livermore_exchange_core.ratelimit import SpacingLimiter
+from livermore_exchange_core.stage import ClosedBarStage
 from livermore_exchange_sim.market import Venue
 from livermore_exchange_sim.testing import RunningSim, running_sim
 from livermore_schema.enums import CandleSource, ExchangeName, Timeframe
@@ -59,11 +61,17 @@ async def _service(
     )
     cache = CandleCache(redis, CacheSettings())
 
-    async def on_closed(candle: Candle) -> None:
-        delivered.append(candle)
+    stage = ClosedBarStage(candles=cache, publisher=Publisher(redis, CacheSettings()))
+
+    class Sink:
+        """Records each bar and runs it through the closed-bar stage (as the pipeline would)."""
+
+        async def on_candle(self, candle: Candle) -> None:
+            delivered.append(candle)
+            await stage.process([candle])
 
     service = BoundaryRestService(
-        client, cache, exchange_id=1, exchange_name="coinbase", symbols=SYMBOLS, on_closed=on_closed
+        client, cache, exchange_id=1, exchange_name="coinbase", symbols=SYMBOLS, sink=Sink()
     )
     return service, client, cache
 

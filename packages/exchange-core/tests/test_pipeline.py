@@ -52,14 +52,17 @@ class ListRepairer:
         return [b for b in self.bars if since_ms <= b.open_time < until_ms]
 
 
+class Seen(list[Candle]):
+    """Follows the closed-bar stage: every bar it flushed, in order."""
+
+    def on_closed_bars(self, bars: Sequence[Candle]) -> None:
+        self.extend(bars)
+
+
 def _pipeline(
     redis: Any, repairer: Any, clock: ExchangeClock, **kw: Any
 ) -> tuple[CandlePipeline, list[Candle]]:
-    seen: list[Candle] = []
-
-    async def hook(candle: Candle) -> None:
-        seen.append(candle)
-
+    seen = Seen()
     settings = CacheSettings()
     pipeline = CandlePipeline(
         exchange_id=1,
@@ -69,11 +72,11 @@ def _pipeline(
         publisher=Publisher(redis, settings),
         repairer=repairer,
         clock=clock,
-        on_closed_candle=hook,
         ticker_flush_s=0.01,
         rest_lag_ms=0,
         **kw,
     )
+    pipeline.stage.followers.append(seen)
     return pipeline, seen
 
 
@@ -163,4 +166,4 @@ async def test_tier2_symbols_write_user_keys_and_tickers_are_coalesced(redis: An
     assert await redis.ttl(keys.user_candles_key(42, 1, "DOGE-USD", Timeframe.M1)) > 0
     ticker = Ticker.model_validate_json(await redis.get(keys.ticker_key(1, "BTC-USD")))
     assert ticker.price == 3.0
-    assert pipeline.stats.tickers_flushed <= 2
+    assert pipeline.ticker_coalescer.flushed <= 2

@@ -1,14 +1,12 @@
-"""The batched closed-candle path: one flush carries the bar and its indicator, in order."""
+"""The closed-bar stage: one flush carries the bars and their indicators, in order."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
-import pytest
-
 from livermore_cache import channels
-from livermore_cache.batch import WriteBatch
 from livermore_cache.candles import CandleCache
 from livermore_cache.indicators import IndicatorCache
 from livermore_cache.pubsub import Publisher
@@ -16,6 +14,7 @@ from livermore_cache.tickers import TickerCache
 from livermore_exchange_core.clock import ExchangeClock
 from livermore_exchange_core.indicators.calculator import IndicatorCalculator
 from livermore_exchange_core.pipeline import CandlePipeline
+from livermore_exchange_core.stage import ClosedBarStage
 from livermore_schema.enums import IndicatorType
 from livermore_schema.indicators import IndicatorValue
 from livermore_schema.market import Candle
@@ -25,7 +24,7 @@ from .test_calculator import SYMBOL, TF, make_bars
 
 
 class Path:
-    """Pipeline -> batched hook -> calculator, as the worker wires it."""
+    """Pipeline -> closed-bar stage -> calculator, as the worker wires it."""
 
     def __init__(self, redis: Any, *, fail_first: bool = False) -> None:
         settings = CacheSettings()
@@ -35,8 +34,11 @@ class Path:
         self.calculator = IndicatorCalculator(
             self.candles, self.indicators, publisher, exchange_id=1
         )
-        self.values: list[IndicatorValue | None] = []
+        self.values: list[int | None] = []
         self._fail_first = fail_first
+        self.stage = ClosedBarStage(
+            candles=self.candles, publisher=publisher, calculator=self.calculator, followers=[self]
+        )
         self.pipeline = CandlePipeline(
             exchange_id=1,
             exchange_name="coinbase",
@@ -45,14 +47,15 @@ class Path:
             publisher=publisher,
             repairer=None,
             clock=ExchangeClock(),
-            on_closed_batch=self.hook,
+            stage=self.stage,
         )
 
-    async def hook(self, candle: Candle, batch: WriteBatch) -> None:
+    def on_closed_bars(self, bars: Sequence[Candle]) -> None:
         if self._fail_first:
             self._fail_first = False
-            raise RuntimeError("hook broke before sending the batch")
-        self.values.append(await self.calculator.on_closed_candle(candle, batch=batch))
+            raise RuntimeError("a follower broke")
+        state = self.calculator.state(SYMBOL, TF)
+        self.values.append(state.last.open_time if state and state.last else None)
 
 
 async def test_each_message_finds_its_write_already_stored(redis: Any) -> None:
@@ -93,11 +96,14 @@ async def test_each_message_finds_its_write_already_stored(redis: Any) -> None:
     await pubsub.aclose()
     expected = [(kind, b.open_time, True) for b in bars[50:] for kind in ("close", "indicator")]
     assert seen == expected, "a message went out before its write"
-    assert [v.open_time for v in path.values if v is not None] == [b.open_time for b in bars[50:]]
+    assert path.stage.stats.values == 10
+    assert path.values[-1] == bars[-1].open_time
     assert path.pipeline.stats.delivered == 10
 
 
-async def test_a_failing_hook_still_leaves_the_bar_written_and_announced(redis: Any) -> None:
+async def test_a_cold_series_and_a_failing_follower_still_leave_bars_written_and_announced(
+    redis: Any,
+) -> None:
     bars = make_bars(3)
     path = Path(redis, fail_first=True)
     pubsub = redis.pubsub()
@@ -117,28 +123,8 @@ async def test_a_failing_hook_still_leaves_the_bar_written_and_announced(redis: 
     await pubsub.aclose()
     assert announced == [b.open_time for b in bars]
     assert await path.candles.recent(1, SYMBOL, TF, 10) == bars
-    # the second bar found no state and warmed up from the cache, which already held it
-    assert [v.open_time if v else None for v in path.values] == [b.open_time for b in bars[1:]]
-
-
-def test_both_hooks_at_once_are_refused(redis: Any) -> None:
-    settings = CacheSettings()
-
-    async def plain(candle: Candle) -> None:
-        return None
-
-    async def batched(candle: Candle, batch: WriteBatch) -> None:
-        return None
-
-    with pytest.raises(ValueError, match="not both"):
-        CandlePipeline(
-            exchange_id=1,
-            exchange_name="coinbase",
-            candles=CandleCache(redis, settings),
-            tickers=TickerCache(redis, settings),
-            publisher=Publisher(redis, settings),
-            repairer=None,
-            clock=ExchangeClock(),
-            on_closed_candle=plain,
-            on_closed_batch=batched,
-        )
+    # the cold series was seeded from the cache, which already held its bars, then advanced
+    assert path.stage.stats.seeded >= 1 and path.stage.stats.values == 3
+    state = path.calculator.state(SYMBOL, TF)
+    assert state is not None and state.last is not None
+    assert state.last.open_time == bars[-1].open_time

@@ -7,7 +7,6 @@ import math
 from typing import Any
 
 from livermore_cache import channels
-from livermore_cache.batch import WriteBatch
 from livermore_cache.candles import CandleCache
 from livermore_cache.indicators import IndicatorCache
 from livermore_cache.pubsub import Publisher
@@ -17,12 +16,13 @@ from livermore_exchange_core.events import GapNotice
 from livermore_exchange_core.indicators.calculator import IndicatorCalculator
 from livermore_exchange_core.indicators.macdv import latest_macd_v
 from livermore_exchange_core.pipeline import CandlePipeline
+from livermore_exchange_core.stage import ClosedBarStage
 from livermore_schema.enums import CandleSource, Timeframe
 from livermore_schema.indicators import IndicatorValue
 from livermore_schema.market import Candle
 from livermore_schema.settings import CacheSettings
 
-from .test_pipeline import MIN, T0, ListRepairer, _bar, _pipeline
+from .test_pipeline import MIN, T0, ListRepairer, Seen, _bar, _pipeline
 
 
 def _revised(bar: Candle, close: float) -> Candle:
@@ -38,7 +38,7 @@ async def _published(pubsub: Any, count: int) -> list[Candle]:
     return got
 
 
-async def test_revision_goes_through_the_batched_hook_and_republishes_the_corrected_indicator(
+async def test_revision_goes_through_the_stage_and_republishes_the_corrected_indicator(
     redis: Any,
 ) -> None:
     settings = CacheSettings()
@@ -49,13 +49,10 @@ async def test_revision_goes_through_the_batched_hook_and_republishes_the_correc
     history = [_bar(T0 - i * MIN) for i in range(60, 0, -1)]
     await cache.write_many(history)
     await calculator.warmup("BTC-USD", Timeframe.M1)
-    seen: list[Candle] = []
-    values: list[IndicatorValue | None] = []
-
-    async def indicator_hook(candle: Candle, batch: WriteBatch) -> None:  # as a worker wires it
-        seen.append(candle)
-        values.append(await calculator.on_closed_candle(candle, batch=batch))
-
+    seen = Seen()
+    stage = ClosedBarStage(  # as a worker wires it
+        candles=cache, publisher=publisher, calculator=calculator, followers=[seen]
+    )
     pipeline = CandlePipeline(
         exchange_id=1,
         exchange_name="coinbase",
@@ -64,7 +61,7 @@ async def test_revision_goes_through_the_batched_hook_and_republishes_the_correc
         publisher=publisher,
         repairer=None,
         clock=ExchangeClock(T0),
-        on_closed_batch=indicator_hook,
+        stage=stage,
     )
     candle_sub, indicator_sub = redis.pubsub(), redis.pubsub()
     await candle_sub.subscribe(channels.candle_close_channel(1, "BTC-USD", Timeframe.M1))
@@ -90,7 +87,7 @@ async def test_revision_goes_through_the_batched_hook_and_republishes_the_correc
     assert corrected is not None and corrected.macd_v is not None
     on_air = [IndicatorValue.model_validate_json(raw) for raw in announced]
     assert [v.open_time for v in on_air] == [T0, T0]  # the close, then its correction
-    assert on_air[1] == values[1] and on_air[0] == values[0]
+    assert stage.stats.values == 2 and stage.stats.revisions == 1
     for value in (on_air[1], await indicators.read(1, "BTC-USD", Timeframe.M1)):
         assert value is not None and value.value.macd_v is not None
         assert math.isclose(value.value.macd_v, corrected.macd_v, rel_tol=1e-9)

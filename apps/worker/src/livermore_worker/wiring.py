@@ -2,9 +2,11 @@
 
 A `StreamingSession` lives from `start` (or `resume`) to `stop` (or `pause`): REST client,
 candle pipeline, adapter, indicator calculator, alert evaluator and, on Coinbase, the boundary
-service. The data path is the pipeline's: adapter -> closed candle -> cache -> publish -> (hook)
-indicator -> cache -> publish -> alert evaluation -> publish. Everything long-lived (Redis, the
-database, the alert history writer) belongs to the worker and is passed in as `Services`.
+service. The data path is the library's: adapter -> `CandlePipeline` (order, gaps) ->
+`ClosedBarStage` (cache -> publish -> indicator -> cache -> publish -> alert evaluation ->
+publish, a burst at a time); the boundary service feeds the same pipeline and follows the
+stage. Everything long-lived (Redis, the database, the alert history writer) belongs to the
+worker and is passed in as `Services`.
 
 In `scalper-orderbook` mode the adapter also streams every symbol's order book, whose top levels
 the pipeline writes to `orderbook:` keys (TTL 30 s); leaving the mode (or removing a symbol)
@@ -20,7 +22,6 @@ from dataclasses import dataclass
 import structlog
 
 from livermore_cache import keys
-from livermore_cache.batch import WriteBatch
 from livermore_cache.candles import CandleCache
 from livermore_cache.client import RedisClient
 from livermore_cache.indicators import IndicatorCache
@@ -39,8 +40,8 @@ from livermore_exchange_core.factory import create_adapter
 from livermore_exchange_core.indicators.calculator import IndicatorCalculator
 from livermore_exchange_core.pipeline import CandlePipeline
 from livermore_exchange_core.reconciliation import GapRepairer
+from livermore_exchange_core.stage import ClosedBarStage
 from livermore_schema.enums import RUNTIME_TIMEFRAMES, ExchangeName, Timeframe, WorkerMode
-from livermore_schema.market import Candle
 from livermore_schema.settings import CacheSettings, WorkerSettings
 
 log = structlog.get_logger(__name__)
@@ -115,6 +116,14 @@ class StreamingSession:
         )
         self.evaluator = self._evaluator(profile)
         self.clock = ExchangeClock()
+        self.stage = ClosedBarStage(
+            candles=services.candles,
+            publisher=services.publisher,
+            calculator=self.calculator,
+            timeframes=profile.timeframes,
+            user_id=services.user_id,
+            tier2_users=self._tier2,
+        )
         self.pipeline = CandlePipeline(
             exchange_id=self._exchange.exchange_id,
             exchange_name=self._exchange.name.value,
@@ -129,10 +138,8 @@ class StreamingSession:
                 user_ids=self._tier2,
             ),
             clock=self.clock,
-            on_closed_batch=self._on_closed,
+            stage=self.stage,
             on_lifecycle=self._on_lifecycle,
-            user_id=services.user_id,
-            tier2_users=self._tier2,
             order_books=OrderBookCache(services.redis, services.cache_settings),
         )
         self.adapter = create_adapter(self._exchange, self.pipeline, clock=self.clock)
@@ -197,6 +204,7 @@ class StreamingSession:
     def enable_alerts(self) -> None:
         """Evaluate alerts on every new indicator value from now on."""
         self._alerts_on = True
+        self.stage.evaluator = self.evaluator
 
     # ------------------------------------------------------------------ live changes
 
@@ -205,7 +213,7 @@ class StreamingSession:
         for symbol, user_id in symbols.items():
             if user_id is not None:
                 self._tier2[symbol] = user_id
-        self.pipeline.tier2_users = dict(self._tier2)
+        self.stage.tier2_users = dict(self._tier2)
         names = list(symbols)
         report = await self.backfill(names, lambda _: None)
         await self.warmup(names, lambda *_: None)
@@ -224,7 +232,7 @@ class StreamingSession:
             for timeframe in RUNTIME_TIMEFRAMES:
                 self.calculator.reset(symbol, timeframe)
             self._tier2.pop(symbol, None)
-        self.pipeline.tier2_users = dict(self._tier2)
+        self.stage.tier2_users = dict(self._tier2)
         self._refresh_boundary()
 
     async def switch(self, profile: ModeProfile, symbols: Sequence[str]) -> dict[str, list[str]]:
@@ -236,6 +244,9 @@ class StreamingSession:
         books_off = sorted(symbols) if self.profile.orderbook and not profile.orderbook else []
         self.profile = profile
         self.evaluator = self._evaluator(profile)
+        self.stage.timeframes = frozenset(profile.timeframes)
+        if self._alerts_on:
+            self.stage.evaluator = self.evaluator
         if books_off:
             await self._stop_order_books(books_off)
         if dropped:
@@ -248,6 +259,7 @@ class StreamingSession:
             await self.adapter.subscribe_order_books(books_on)
         if self.boundary is not None and (added or dropped):  # a new service, old waves finish
             previous, self.boundary = self.boundary, self._boundary(symbols)
+            self.stage.followers.remove(previous)
             await previous.drain()
         return {
             "added": [tf.value for tf in added],
@@ -276,6 +288,7 @@ class StreamingSession:
     async def close(self) -> None:
         """Close the stream, finish queued candles, stop boundary waves."""
         self._alerts_on = False
+        self.stage.evaluator = None
         await self.adapter.close()
         if self.boundary is not None:
             await self.boundary.aclose()
@@ -315,31 +328,18 @@ class StreamingSession:
             exchange_id=self._exchange.exchange_id,
             exchange_name=self._exchange.name.value,
             timeframes=wanted,
-            on_closed=self._on_boundary_bar,
+            sink=self.pipeline,
             symbols=symbols,
             user_ids=self._tier2,
         )
         service.start_after(self.clock.now_ms())
+        self.stage.followers.append(service)
         return service
 
     def _refresh_boundary(self) -> None:
         if self.boundary is not None:
             symbols = sorted({s for s, _ in self.adapter.subscriptions})
             self.boundary.set_symbols(symbols, self._tier2)
-
-    async def _on_closed(self, candle: Candle, batch: WriteBatch | None = None) -> None:
-        if candle.timeframe not in self.profile.timeframes:
-            return  # the pipeline flushes the bar's own write and publish
-        user_id = self._tier2.get(candle.symbol)
-        value = await self.calculator.on_closed_candle(candle, user_id=user_id, batch=batch)
-        if value is not None and self._alerts_on:
-            await self.evaluator.evaluate(value, user_id=user_id)
-        if self.boundary is not None and candle.timeframe is Timeframe.M5:
-            self.boundary.on_five_minute_close(candle)
-
-    async def _on_boundary_bar(self, candle: Candle) -> None:
-        await self._s.publisher.publish_candle_close(candle, user_id=self._s.user_id)
-        await self._on_closed(candle)
 
     async def _on_lifecycle(self, event: AdapterLifecycle) -> None:
         self._lifecycle_cb(event)

@@ -93,6 +93,15 @@ class Publisher:
         channel = channels.alerts_channel(event.exchange_id)
         return int(await self._redis.publish(channel, event.model_dump_json()))
 
+    def add_alert(self, batch: WriteBatch, event: AlertEvent) -> None:
+        """Queue `publish_alert` on `batch`."""
+        batch.add("PUBLISH", channels.alerts_channel(event.exchange_id), event.model_dump_json())
+
+    def add_ticker(self, batch: WriteBatch, ticker: Ticker, payload: str | None = None) -> None:
+        """Queue `publish_ticker` on `batch` (`payload`: the ticker's JSON, if already made)."""
+        channel = channels.ticker_channel(ticker.exchange_id, ticker.symbol)
+        batch.add("PUBLISH", channel, payload or ticker.model_dump_json())
+
     async def publish_lifecycle(self, event: LifecycleEvent) -> int:
         """Publish a lifecycle event; return the receiver count."""
         channel = channels.lifecycle_channel(event.exchange_id)

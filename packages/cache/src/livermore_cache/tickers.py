@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from livermore_cache import keys
+from livermore_cache.batch import WriteBatch
 from livermore_cache.client import RedisClient
 from livermore_schema.market import OrderBookTop, Ticker
 from livermore_schema.settings import CacheSettings
@@ -22,6 +23,15 @@ class TickerCache:
         """Store a ticker with the ticker TTL."""
         key = keys.ticker_key(ticker.exchange_id, ticker.symbol)
         await self._redis.set(key, ticker.model_dump_json(), ex=self._ttl)
+
+    def batch(self) -> WriteBatch:
+        """Return an empty `WriteBatch` on this cache's client."""
+        return WriteBatch(self._redis)
+
+    def add_write(self, batch: WriteBatch, ticker: Ticker, payload: str | None = None) -> None:
+        """Queue `write` of one ticker on `batch` (`payload`: its JSON, if already made)."""
+        key = keys.ticker_key(ticker.exchange_id, ticker.symbol)
+        batch.add("SET", key, payload or ticker.model_dump_json(), "EX", self._ttl)
 
     async def read(self, exchange_id: int, symbol: str) -> Ticker | None:
         """Return the latest ticker, or None when absent or expired."""

@@ -11,17 +11,22 @@ Each fetch also catches its series up: when the newest cached bar is older than 
 the just-closed bar (a boundary passed while the startup backfill ran, before the service
 started, during a stall that hid its 5m close, or its wave failed), the same request starts
 right after that cached bar (at most `MAX_CATCH_UP_BARS`, one page), and the missed bars are
-written and handed on, oldest first, before the just-closed one. Nothing stays missing past the
+handed on, oldest first, before the just-closed one. Nothing stays missing past the
 series' next boundary, at no extra request. Fetches of one series run one at a time, in wave
 order, so overlapping waves (a burst of 5m closes after a stall) neither fetch nor publish a
 missed bar twice, nor an older bar after a newer one.
+
+The service writes nothing itself: every bar it fetches goes to its `sink` (the worker's
+`CandlePipeline`), the one path of closed bars (cache write, publish, indicator, alerts). It
+follows that path's flushed bursts (`on_closed_bars`) to see the 5m closes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
 
 import structlog
 
@@ -43,7 +48,12 @@ LAG_RETRY = BackoffPolicy(base_s=0.5, factor=2.0, cap_s=8.0, jitter=0.3, max_att
 MAX_CATCH_UP_BARS = 300
 """The most bars one fetch asks for (Coinbase's page), catch-up included."""
 
-OnClosed = Callable[[Candle], Awaitable[None]]
+
+class ClosedBarSink(Protocol):
+    """Where fetched bars go (`CandlePipeline.on_candle`)."""
+
+    async def on_candle(self, candle: Candle) -> None:
+        """Accept one closed bar."""
 
 
 class BoundaryRestService:
@@ -57,7 +67,7 @@ class BoundaryRestService:
         exchange_id: int,
         exchange_name: str,
         timeframes: Sequence[Timeframe] = HIGHER_TIMEFRAMES,
-        on_closed: OnClosed | None = None,
+        sink: ClosedBarSink | None = None,
         symbols: Iterable[str] = (),
         user_ids: Mapping[str, int] | None = None,
         lag_retry: BackoffPolicy = LAG_RETRY,
@@ -67,7 +77,7 @@ class BoundaryRestService:
         self._cache = candle_cache
         self._exchange_id = exchange_id
         self._timeframes = tuple(sorted(set(timeframes), key=duration_ms))
-        self._on_closed = on_closed
+        self._sink = sink
         self._symbols: tuple[str, ...] = tuple(dict.fromkeys(symbols))
         self._user_ids = dict(user_ids or {})
         self._lag_retry = lag_retry
@@ -99,6 +109,12 @@ class BoundaryRestService:
             if is_boundary(boundary_ms, tf) and boundary_ms > self._last_boundary.get(tf, -1)
         ]
 
+    def on_closed_bars(self, bars: Sequence[Candle]) -> None:
+        """Follow a flushed burst of the closed-bar path: start the waves its 5m closes complete."""
+        for bar in bars:
+            if bar.timeframe is Timeframe.M5:
+                self.on_five_minute_close(bar)
+
     def on_five_minute_close(self, candle: Candle) -> asyncio.Task[list[Candle]] | None:
         """Note a closed 5m bar; start (and return) a wave if it completes a higher bar."""
         if candle.timeframe is not Timeframe.M5 or not candle.closed:
@@ -115,7 +131,7 @@ class BoundaryRestService:
         return task
 
     async def run_wave(self, boundary_ms: int, timeframes: Sequence[Timeframe]) -> list[Candle]:
-        """Fetch, write and hand on the bar ending at `boundary_ms` for every symbol x timeframe."""
+        """Fetch and hand on the bar ending at `boundary_ms` for every symbol x timeframe."""
         self.waves += 1
         jobs = [(symbol, tf) for tf in timeframes for symbol in self._symbols]
         results = await asyncio.gather(
@@ -186,12 +202,9 @@ class BoundaryRestService:
         return max(last_closed + step, open_time - (MAX_CATCH_UP_BARS - 1) * step)
 
     async def _deliver(self, candles: Sequence[Candle]) -> None:
-        if not candles:
-            return
-        await self._cache.write_many(candles, user_id=self._user_ids.get(candles[0].symbol))
-        if self._on_closed is not None:
+        if self._sink is not None:
             for candle in candles:
-                await self._on_closed(candle)
+                await self._sink.on_candle(candle)
 
     async def drain(self) -> None:
         """Wait for every wave in flight to finish."""

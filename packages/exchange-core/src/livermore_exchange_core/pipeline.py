@@ -1,77 +1,49 @@
-"""`CandlePipeline`: the in-process data path from an adapter to Redis and the indicator.
+"""`CandlePipeline`: the worker's `MarketDataSink`, in order, a burst at a time.
 
-closed candle -> `CandleCache.write` (Tier 1, or Tier 2 for a user's symbol) ->
-`Publisher.publish_candle_close` (after the write, carrying the closed bar; the legacy twin only
-with a user context) -> the `on_closed_candle` hook (indicator, alerts, boundary service).
+Every closed bar (live, gap repair, boundary REST, revision) is queued here. The pipeline decides
+what is new (each series is delivered once per bar, in open-time order), and hands everything
+that is ready at once to the `ClosedBarStage` as one burst: cache write -> close publish ->
+indicator -> alert, in a few pipelined round trips for the whole burst (see `stage`).
 
-With `on_closed_batch` instead, the write and the publish are queued on a `WriteBatch` that the
-hook receives: it computes the indicator, queues its own write and publish behind them and
-flushes, so the whole closed-bar write is one round trip, still in order (each publish after
-its write). The pipeline flushes whatever the hook left unsent, so the bar is stored and
-announced even when the hook fails.
+A `GapNotice` closes a gate on its series: later live bars wait while the missing range is
+fetched over REST, then the repaired bars and the waiting live bars join a burst, oldest first.
 
-Each series is delivered once per bar and in open-time order. A `GapNotice` closes a gate on its
-series: later live bars wait while the missing range is fetched over REST, then the repaired bars
-and the waiting live bars go through the same path, oldest first.
-
-A *revision* (`on_candle_revised`: late data corrected a bar already delivered) takes the same
-path again, through the same hook (batched or not): the cache write replaces the stored bar
-(closed by closed), the candle-close channel carries the corrected bar, and the hook sees a bar
-that is not newer than its last one (the `IndicatorCalculator` then rebuilds the series from the
-corrected cache and re-publishes its value, which the `AlertEvaluator` judges again without
-firing anything twice; the boundary service has already had that boundary's wave). A revision
+A *revision* (`on_candle_revised`: late data corrected a bar already delivered) ends the burst
+being built (so the series keeps its order) and goes through `ClosedBarStage.revise`. A revision
 of a bar still waiting behind a gate just replaces it there; one of a delivered bar whose series
-is gated is applied after the gate's bars. Tickers are coalesced (latest per symbol) and flushed
-every `ticker_flush_s`: a trader needs the latest price, not every match. Order-book tops are
-coalesced the same way and written to `OrderBookCache` (TTL 30 s) at most every `book_flush_s`
-per symbol; `on_order_book` itself is one dict store.
+is gated is applied after the gate's bars. Tickers and order-book tops do not enter the queue:
+they are handed to their coalescers (`coalesce`), which write the latest per symbol every
+flush interval. Lifecycle events are published in stream order, after the bars before them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
 
 import structlog
 
-from livermore_cache.batch import WriteBatch
 from livermore_cache.candles import CandleCache
 from livermore_cache.pubsub import Publisher
 from livermore_cache.tickers import OrderBookCache, TickerCache
-from livermore_exchange_core.backoff import Backoff, BackoffPolicy
+from livermore_exchange_core.backoff import BackoffPolicy
 from livermore_exchange_core.clock import ExchangeClock
-from livermore_exchange_core.errors import (
-    DataNotReadyError,
-    LivermoreExchangeError,
-    RetryableError,
-)
+from livermore_exchange_core.coalesce import BookCoalescer, TickerCoalescer
 from livermore_exchange_core.events import AdapterLifecycle, GapNotice
+from livermore_exchange_core.gaps import GapFetcher, Repairer
 from livermore_exchange_core.orderbook import BookTop
+from livermore_exchange_core.stage import ClosedBarStage
 from livermore_schema.enums import Timeframe
-from livermore_schema.market import Candle, OrderBookTop, Ticker
+from livermore_schema.market import Candle, Ticker
 from livermore_schema.timeframes import duration_ms
 
 log = structlog.get_logger(__name__)
 
-ClosedCandleHook = Callable[[Candle], Awaitable[None]]
-BatchedCloseHook = Callable[[Candle, WriteBatch], Awaitable[None]]
 LifecycleHook = Callable[[AdapterLifecycle], Awaitable[None]]
 Series = tuple[str, Timeframe]
-
-
-class Repairer(Protocol):
-    """Fetches the closed bars of a range over REST (`reconciliation.GapRepairer`)."""
-
-    async def repair(
-        self, symbol: str, timeframe: Timeframe, since_ms: int, until_ms: int
-    ) -> Sequence[Candle]:
-        """Return the closed bars opening in `[since_ms, until_ms)`, oldest first."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +73,8 @@ class PipelineStats:
     repaired: int = 0
     repairs: int = 0
     repair_failures: int = 0
-    tickers_flushed: int = 0
-    books_flushed: int = 0
+    bursts: int = 0
+    burst_failures: int = 0
 
 
 _STOP = object()
@@ -121,8 +93,7 @@ class CandlePipeline:
         publisher: Publisher,
         repairer: Repairer | None,
         clock: ExchangeClock,
-        on_closed_candle: ClosedCandleHook | None = None,
-        on_closed_batch: BatchedCloseHook | None = None,
+        stage: ClosedBarStage | None = None,
         on_lifecycle: LifecycleHook | None = None,
         user_id: int | None = None,
         tier2_users: Mapping[str, int] | None = None,
@@ -132,44 +103,37 @@ class CandlePipeline:
         repair_backoff: BackoffPolicy | None = None,
         rest_lag_ms: int = 3_000,
         max_concurrent_repairs: int = 16,
+        max_burst: int = 2_000,
     ) -> None:
         self._exchange_id = exchange_id
         self._exchange_name = exchange_name
         self._candles = candles
-        self._tickers = tickers
         self._publisher = publisher
         self._repairer = repairer
         self._clock = clock
-        if on_closed_candle is not None and on_closed_batch is not None:
-            raise ValueError("give on_closed_candle or on_closed_batch, not both")
-        self._hook = on_closed_candle
-        self._batch_hook = on_closed_batch
+        self.stage = stage or ClosedBarStage(
+            candles=candles, publisher=publisher, user_id=user_id, tier2_users=tier2_users
+        )
+        """Where every closed bar goes (write, publish, indicator, alerts)."""
+        self.ticker_coalescer = TickerCoalescer(tickers, publisher, ticker_flush_s)
+        self.book_coalescer = (
+            None if order_books is None else BookCoalescer(order_books, book_flush_s)
+        )
         self._lifecycle_hook = on_lifecycle
-        self._user_id = user_id
-        self.tier2_users: dict[str, int] = dict(tier2_users or {})
-        self._flush_s = ticker_flush_s
-        self._books = order_books
-        self._book_flush_s = book_flush_s
         self._rest_lag_ms = rest_lag_ms
+        self._max_burst = max_burst
         # A reconnect gates every series at once; repairs share Redis and the REST limiter.
         self._repair_slots = asyncio.Semaphore(max_concurrent_repairs)
-        self._repair_backoff = repair_backoff or BackoffPolicy(
-            base_s=0.5, cap_s=10.0, max_attempts=6
-        )
-        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=10_000)
+        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=20_000)
         self._last: dict[Series, int] = {}
         self._gates: dict[Series, _Gate] = {}
         self._gates_open = asyncio.Event()
         self._gates_open.set()
-        self._pending_tickers: dict[str, Ticker] = {}
-        self._ticker_ready = asyncio.Event()
-        self._pending_books: dict[str, BookTop] = {}
-        self._book_ready = asyncio.Event()
-        self._book_writes = asyncio.Lock()
+        self._burst: list[Candle] = []
         self._repairs: set[asyncio.Task[None]] = set()
-        self._stopping = asyncio.Event()
         self.stats = PipelineStats()
         self._log = log.bind(exchange=exchange_name)
+        self._fetcher = GapFetcher(repairer, repair_backoff, self._log)
 
     # ------------------------------------------------------------------ MarketDataSink
 
@@ -182,29 +146,19 @@ class CandlePipeline:
         await self._queue.put(_Revision(candle))
 
     def on_ticker(self, ticker: Ticker) -> None:
-        """Keep the latest ticker of its symbol for the next flush."""
-        self._pending_tickers[ticker.symbol] = ticker
-        self._ticker_ready.set()
+        """Hand a ticker to the ticker coalescer (latest per symbol)."""
+        self.ticker_coalescer.offer(ticker)
 
     def on_order_book(self, book: BookTop) -> None:
-        """Keep the latest book top of its symbol for the next flush (dropped without a cache)."""
-        if self._books is not None:
-            self._pending_books[book.symbol] = book
-            self._book_ready.set()
+        """Hand a book top to the book coalescer (dropped without an order-book cache)."""
+        if self.book_coalescer is not None:
+            self.book_coalescer.offer(book)
 
     async def drop_order_books(self, symbols: Iterable[str]) -> int:
-        """Forget unwritten tops of `symbols`, then delete their keys; return how many existed.
-
-        Call it after the adapter stopped their books: a write already in flight finishes first,
-        so no key comes back once this returns.
-        """
-        names = list(symbols)
-        for symbol in names:
-            self._pending_books.pop(symbol, None)
-        if self._books is None:
+        """Forget unwritten tops of `symbols` and delete their keys (`BookCoalescer.drop`)."""
+        if self.book_coalescer is None:
             return 0
-        async with self._book_writes:
-            return await self._books.delete(self._exchange_id, names)
+        return await self.book_coalescer.drop(self._exchange_id, symbols)
 
     async def on_gap(self, notice: GapNotice) -> None:
         """Queue a gap notice (it gates its series from here on)."""
@@ -221,31 +175,25 @@ class CandlePipeline:
         return self._last.get((symbol, timeframe))
 
     async def run(self) -> None:
-        """Process queued items and flush tickers and book tops until `stop()`."""
+        """Process queued items a burst at a time and run the coalescers until `stop()`."""
         loop = asyncio.get_running_loop()
-        flushers = [
-            loop.create_task(
-                self._flush_every(self._ticker_ready, self._flush_s, self._tickers_out)
-            ),
-            loop.create_task(
-                self._flush_every(self._book_ready, self._book_flush_s, self._books_out)
-            ),
-        ]
+        coalescers = [self.ticker_coalescer, *filter(None, [self.book_coalescer])]
+        flushers = [loop.create_task(c.run()) for c in coalescers]
         try:
             while True:
-                item = await self._queue.get()
+                items = [await self._queue.get()]
+                while len(items) < self._max_burst and not self._queue.empty():
+                    items.append(self._queue.get_nowait())
                 try:
-                    if item is _STOP:
-                        return
-                    await self._handle(item)
-                except Exception:
-                    self._log.exception("pipeline.item_failed", item=repr(item)[:300])
+                    stop = await self._handle_all(items)
                 finally:
-                    self._queue.task_done()
+                    for _ in items:
+                        self._queue.task_done()
+                if stop:
+                    return
         finally:
-            self._stopping.set()
-            self._ticker_ready.set()
-            self._book_ready.set()
+            for coalescer in coalescers:
+                coalescer.stop()
             await asyncio.gather(*flushers)
             for task in list(self._repairs):
                 task.cancel()
@@ -265,10 +213,23 @@ class CandlePipeline:
                 return
             await self._gates_open.wait()
 
+    async def _handle_all(self, items: list[object]) -> bool:
+        """Handle items in order, bars collected into one burst; return True on `_STOP`."""
+        for item in items:
+            if item is _STOP:
+                await self._flush_burst()
+                return True
+            try:
+                await self._handle(item)
+            except Exception:
+                self._log.exception("pipeline.item_failed", item=repr(item)[:300])
+        await self._flush_burst()
+        return False
+
     async def _handle(self, item: object) -> None:
         match item:
             case Candle():
-                await self._on_live_candle(item)
+                self._on_live_candle(item)
             case _Revision():
                 await self._on_revision(item)
             case GapNotice():
@@ -276,16 +237,28 @@ class CandlePipeline:
             case _RepairDone():
                 await self._finish_repair(item)
             case AdapterLifecycle():
+                await self._flush_burst()
                 await self._publish_lifecycle(item)
+
+    async def _flush_burst(self) -> None:
+        bars, self._burst = self._burst, []
+        if not bars:
+            return
+        self.stats.bursts += 1
+        try:
+            await self.stage.process(bars)
+        except Exception:
+            self.stats.burst_failures += 1
+            self._log.exception("pipeline.burst_failed", bars=len(bars))
 
     # ------------------------------------------------------------------ candles
 
-    async def _on_live_candle(self, candle: Candle) -> None:
+    def _on_live_candle(self, candle: Candle) -> None:
         gate = self._gates.get((candle.symbol, candle.timeframe))
         if gate is not None:
             gate.waiting.append(candle)
         else:
-            await self._deliver(candle)
+            self._deliver(candle)
 
     async def _on_revision(self, revision: _Revision) -> None:
         gate = self._gates.get((revision.candle.symbol, revision.candle.timeframe))
@@ -299,8 +272,10 @@ class CandlePipeline:
             return
         last = self._last.get((candle.symbol, candle.timeframe))
         if last is None or candle.open_time > last:
-            await self._deliver(candle)  # the first copy never went out: this one is the bar
+            self._deliver(candle)  # the first copy never went out: this one is the bar
             return
+        await self._flush_burst()  # the bars before it go first, in order
+        await self.stage.revise(candle)
         self.stats.revised += 1
         self._log.info(
             "pipeline.revised",
@@ -308,50 +283,16 @@ class CandlePipeline:
             timeframe=candle.timeframe.value,
             open_time=candle.open_time,
         )
-        if self._batch_hook is not None:
-            await self._through_batch(candle, self._batch_hook)
-            return
-        await self._candles.write(candle, user_id=self.tier2_users.get(candle.symbol))
-        await self._publisher.publish_candle_close(candle, user_id=self._user_id)
-        await self._call_hook(candle)
 
-    async def _call_hook(self, candle: Candle) -> None:
-        if self._hook is not None:
-            try:
-                await self._hook(candle)
-            except Exception:
-                self._log.exception("pipeline.hook_failed", symbol=candle.symbol)
-
-    async def _deliver(self, candle: Candle) -> None:
+    def _deliver(self, candle: Candle) -> None:
         series = (candle.symbol, candle.timeframe)
         last = self._last.get(series)
-        if not candle.closed or (last is not None and candle.open_time <= last):
+        if not candle.closed or candle.synthetic or (last is not None and candle.open_time <= last):
             self.stats.duplicates += 1
             return
-        if self._batch_hook is not None:
-            await self._deliver_batched(candle, self._batch_hook)
-            return
-        await self._candles.write(candle, user_id=self.tier2_users.get(candle.symbol))
-        await self._publisher.publish_candle_close(candle, user_id=self._user_id)
         self._last[series] = candle.open_time
         self.stats.delivered += 1
-        await self._call_hook(candle)
-
-    async def _deliver_batched(self, candle: Candle, hook: BatchedCloseHook) -> None:
-        self._last[(candle.symbol, candle.timeframe)] = candle.open_time
-        self.stats.delivered += 1
-        await self._through_batch(candle, hook)
-
-    async def _through_batch(self, candle: Candle, hook: BatchedCloseHook) -> None:
-        """Queue the bar's write and close publish, let the hook add its own, then flush."""
-        batch = self._candles.batch()
-        self._candles.add_write(batch, candle, user_id=self.tier2_users.get(candle.symbol))
-        self._publisher.add_candle_close(batch, candle, user_id=self._user_id)
-        try:
-            await hook(candle, batch)
-        except Exception:
-            self._log.exception("pipeline.hook_failed", symbol=candle.symbol)
-        await batch.flush()
+        self._burst.append(candle)
 
     # ------------------------------------------------------------------ gaps
 
@@ -372,14 +313,16 @@ class CandlePipeline:
 
     async def _repair(self, series: Series, notice: GapNotice) -> None:
         bars: Sequence[Candle] = ()
+        repairer = self._repairer
         try:
             async with self._repair_slots:
                 since = await self._repair_start(series, notice)
-            if since is not None and since < notice.until_ms and self._repairer is not None:
+            if since is not None and since < notice.until_ms and repairer is not None:
                 # REST decides "closed" on its own estimate of exchange time; give it a margin.
                 await self._clock.wait_until(notice.ready_at_ms + self._rest_lag_ms)
                 async with self._repair_slots:
-                    bars = await self._fetch(series, since, notice)
+                    self.stats.repairs += 1
+                    bars = await self._fetcher.fetch(series, since, notice)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -395,41 +338,17 @@ class CandlePipeline:
         if notice.since_ms is not None:
             return notice.since_ms
         recent = await self._candles.recent(
-            self._exchange_id, series[0], series[1], 2, user_id=self.tier2_users.get(series[0])
+            self._exchange_id,
+            series[0],
+            series[1],
+            2,
+            user_id=self.stage.tier2_users.get(series[0]),
         )
         closed = [c.open_time for c in recent if c.closed]
         if closed:
             self._last[series] = closed[-1]
             return closed[-1] + step
         return None  # nothing to anchor on: the startup backfill owns history
-
-    async def _fetch(self, series: Series, since: int, notice: GapNotice) -> Sequence[Candle]:
-        assert self._repairer is not None
-        backoff = Backoff(self._repair_backoff, random.Random())
-        self.stats.repairs += 1
-        while True:
-            try:
-                bars = await self._repairer.repair(series[0], series[1], since, notice.until_ms)
-                _check_complete(bars, series, since, notice)
-            except RetryableError as err:
-                if backoff.exhausted():
-                    raise
-                delay = err.retry_after_s or backoff.next_delay()
-                self._log.warning("pipeline.repair_retry", symbol=series[0], delay_s=delay)
-                await asyncio.sleep(delay)
-                continue
-            except LivermoreExchangeError:
-                raise
-            self._log.info(
-                "pipeline.repaired",
-                symbol=series[0],
-                timeframe=series[1].value,
-                since_ms=since,
-                until_ms=notice.until_ms,
-                bars=len(bars),
-                reason=notice.reason,
-            )
-            return [b for b in bars if b.closed and since <= b.open_time < notice.until_ms]
 
     async def _finish_repair(self, done: _RepairDone) -> None:
         gate = self._gates[done.series]
@@ -451,7 +370,7 @@ class CandlePipeline:
             ready[item.open_time] = item  # a live closed bar wins over its REST copy
             live.add(item.open_time)
         for open_time in sorted(ready):
-            await self._deliver(ready[open_time])
+            self._deliver(ready[open_time])
         for candle in revisions:
             await self._revise(candle)
         if rest:
@@ -464,58 +383,10 @@ class CandlePipeline:
         if not self._gates:
             self._gates_open.set()
 
-    # ------------------------------------------------------------------ tickers, books, lifecycle
-
-    async def _flush_every(
-        self, ready: asyncio.Event, interval_s: float, flush: Callable[[], Awaitable[None]]
-    ) -> None:
-        """Once something is pending, wait `interval_s` (coalescing), then flush; until stopped."""
-        while not self._stopping.is_set():
-            await ready.wait()
-            ready.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), interval_s)
-            await flush()
-
-    async def _tickers_out(self) -> None:
-        batch, self._pending_tickers = self._pending_tickers, {}
-        for ticker in batch.values():
-            try:
-                await self._tickers.write(ticker)
-                await self._publisher.publish_ticker(ticker)
-            except Exception:
-                self._log.exception("pipeline.ticker_failed", symbol=ticker.symbol)
-        self.stats.tickers_flushed += len(batch)
-
-    async def _books_out(self) -> None:
-        if self._books is None:
-            return
-        async with self._book_writes:
-            batch, self._pending_books = self._pending_books, {}
-            models: list[OrderBookTop] = []
-            for book in batch.values():
-                try:
-                    models.append(book.to_model())
-                except ValueError:  # pydantic's ValidationError: one bad book, not the batch
-                    self._log.exception("pipeline.book_invalid", symbol=book.symbol)
-            try:
-                self.stats.books_flushed += await self._books.write_many(models)
-            except Exception:
-                self._log.exception("pipeline.books_failed", symbols=sorted(batch)[:20])
+    # ------------------------------------------------------------------ lifecycle
 
     async def _publish_lifecycle(self, event: AdapterLifecycle) -> None:
         payload = event.to_event(self._exchange_id, self._exchange_name, datetime.now(UTC))
         await self._publisher.publish_lifecycle(payload)
         if self._lifecycle_hook is not None:
             await self._lifecycle_hook(event)
-
-
-def _check_complete(bars: Sequence[Candle], series: Series, since: int, notice: GapNotice) -> None:
-    """Raise `DataNotReadyError` when a contiguous venue's repair lacks bars of the range."""
-    if not notice.contiguous:
-        return
-    step = duration_ms(series[1])
-    wanted = range(since, notice.until_ms, step)
-    found = {bar.open_time for bar in bars if bar.closed}
-    if any(open_time not in found for open_time in wanted):
-        raise DataNotReadyError(f"{series[0]} {series[1].value}: REST lacks bars of the gap yet")

@@ -5,12 +5,7 @@ To follow alerts from any set of exchanges, use `alert_stream` (re-exported from
 """
 
 from livermore_cache.pubsub import alert_stream
-from livermore_exchange_core.alerts.evaluator import (
-    AlertEvaluator,
-    AlertSink,
-    FanOutSink,
-    alert_details,
-)
+from livermore_exchange_core.alerts.evaluator import AlertEvaluator
 from livermore_exchange_core.alerts.history import AlertHistoryWriter, history_row
 from livermore_exchange_core.alerts.notify import DiscordNotifier, build_embed
 from livermore_exchange_core.alerts.rules import (
@@ -28,6 +23,7 @@ from livermore_exchange_core.alerts.rules import (
     level_label,
     reversal,
 )
+from livermore_exchange_core.alerts.sinks import AlertSink, FanOutSink, alert_details
 
 __all__ = [
     "BIAS_WEIGHTS",

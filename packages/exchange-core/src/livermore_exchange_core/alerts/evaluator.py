@@ -18,6 +18,10 @@ Cooldowns are measured in **exchange time**, the indicator bar's open time, neve
 (SPEC section 4): a replay at 100x behaves like real time, and a restart mid-cooldown still sees
 the stored time. Key TTLs are only garbage collection.
 
+`evaluate_many` judges a burst of values (a boundary's 6,000 closes) the same way with every
+step pipelined: the claims of the whole burst in one round trip, then the cooldowns, the reads
+of the firing bars' prices and contexts, and the alert publishes, one round trip each.
+
 Delivery is at most once: the event is published on `channel:alerts:{exchange_id}` first, then
 handed to the sink (storage, notification); a sink failure is logged and never undoes the publish.
 """
@@ -25,112 +29,58 @@ handed to the sink (storage, notification); a sink failure is logged and never u
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
 from livermore_cache import keys
+from livermore_cache.batch import WriteBatch
 from livermore_cache.candles import CandleCache
 from livermore_cache.client import RedisClient
 from livermore_cache.indicators import IndicatorCache
 from livermore_cache.pubsub import Publisher
 from livermore_cache.tickers import TickerCache
-from livermore_exchange_core.alerts.rules import (
-    LevelCrossing,
-    Reversal,
-    RuleOutcome,
-    Trigger,
-    compute_bias,
-    evaluate_rules,
+from livermore_exchange_core.alerts import burst
+from livermore_exchange_core.alerts.claims import (
+    CLAIM,
+    COOLDOWN,
+    COOLDOWN_TTL_SLACK_MS,
+    DISARM,
+    EMPTY,
+    Claim,
+    State,
+    after,
+    plan,
 )
+from livermore_exchange_core.alerts.rules import Reversal, Trigger, compute_bias
+from livermore_exchange_core.alerts.sinks import AlertSink as AlertSink
+from livermore_exchange_core.alerts.sinks import FanOutSink as FanOutSink
+from livermore_exchange_core.alerts.sinks import alert_details
 from livermore_schema.alerts import AlertEvent, TimeframeContext
-from livermore_schema.enums import RUNTIME_TIMEFRAMES, Bias, Stage, Timeframe
+from livermore_schema.enums import RUNTIME_TIMEFRAMES, Timeframe
 from livermore_schema.indicators import IndicatorValue
 from livermore_schema.timeframes import duration_ms
 
 log = structlog.get_logger(__name__)
 
-STATE_TTL_MS = 8 * 24 * 3600 * 1000
-"""Series state outlives a week without bars (1d series update daily)."""
-COOLDOWN_TTL_SLACK_MS = 24 * 3600 * 1000
-"""Cooldown keys expire this long after the cooldown itself (garbage collection only)."""
 _CLAIM_ATTEMPTS = 5
-
-# KEYS[1] state hash; ARGV: open_time, then the state the rules ran on (expected open_time, prev,
-# armed, before; '' = absent), then macd_v, rearm, ttl, revise ('1': a corrected value of the
-# stored bar, which keeps its `before`).
-# Returns 1 claimed, 0 not newer than the stored bar (nor a revision of it), -1 state moved.
-_CLAIM = """
-local cur = redis.call('HMGET', KEYS[1], 'open_time', 'prev', 'armed', 'before')
-if cur[1] then
-  local stored, bar = tonumber(cur[1]), tonumber(ARGV[1])
-  if stored > bar or (stored == bar and ARGV[9] ~= '1') then return 0 end
-end
-if (cur[1] or '') ~= ARGV[2] or (cur[2] or '') ~= ARGV[3] or (cur[3] or '') ~= ARGV[4]
-    or (cur[4] or '') ~= ARGV[5] then
-  return -1
-end
-if ARGV[9] == '1' then
-  redis.call('HSET', KEYS[1], 'prev', ARGV[6])
-else
-  redis.call('HSET', KEYS[1], 'open_time', ARGV[1], 'prev', ARGV[6], 'before', ARGV[3])
-end
-if ARGV[7] == '1' or not cur[3] then
-  redis.call('HSET', KEYS[1], 'armed', '1')
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[8])
-return 1
-"""
-# KEYS[1] state hash; ARGV: open_time. Disarms only if that bar is still the latest claimed.
-_DISARM = """
-if redis.call('HGET', KEYS[1], 'open_time') == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'armed', '0')
-  return 1
-end
-return 0
-"""
-# KEYS[1] cooldown key; ARGV: bar time, cooldown ms, ttl ms. Returns 1 when the label may fire
-# (never again for a bar it already fired on, whatever the cooldown).
-_COOLDOWN = """
-local last = redis.call('GET', KEYS[1])
-if last then
-  local bar, fired = tonumber(ARGV[1]), tonumber(last)
-  if bar <= fired or bar - fired < tonumber(ARGV[2]) then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-return 1
-"""
-
-
-class AlertSink(Protocol):
-    """Where a published alert goes next (history, notification); `submit` must not block long."""
-
-    async def submit(self, event: AlertEvent, details: Mapping[str, Any]) -> None:
-        """Accept a published event and its stored details."""
-
-
-class FanOutSink:
-    """Hands each event to several sinks in order; one failing does not stop the others."""
-
-    def __init__(self, *sinks: AlertSink) -> None:
-        self._sinks = sinks
-
-    async def submit(self, event: AlertEvent, details: Mapping[str, Any]) -> None:
-        """Submit to every sink, logging (not raising) failures."""
-        for sink in self._sinks:
-            try:
-                await sink.submit(event, details)
-            except Exception as exc:  # one bad sink never blocks the others
-                log.error("alert.sink_failed", sink=type(sink).__name__, error=repr(exc))
 
 
 def _text(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-_State = tuple[str, str, str, str]
-"""A series' stored (open_time, prev, armed, before) as Redis holds them; '' = absent."""
+@dataclass(slots=True)
+class _Won:
+    """A claimed bar of a burst whose rules triggered something."""
+
+    value: IndicatorValue
+    user_id: int | None
+    state_key: str
+    triggers: list[Trigger]
+    delayed: bool
 
 
 class AlertEvaluator:
@@ -160,10 +110,10 @@ class AlertEvaluator:
         self._cooldown_ms = int(cooldown_s * 1000)
         self._timeframes = tuple(timeframes)
         self._sink = sink
-        self._claim = redis.register_script(_CLAIM)
-        self._disarm = redis.register_script(_DISARM)
-        self._cooldown = redis.register_script(_COOLDOWN)
-        self._known: dict[str, _State] = {}  # state key -> what this evaluator last claimed
+        self._claim = redis.register_script(CLAIM)
+        self._disarm = redis.register_script(DISARM)
+        self._cooldown = redis.register_script(COOLDOWN)
+        self._known: dict[str, State] = {}  # state key -> what this evaluator last claimed
         self._log = log.bind(exchange_id=exchange_id, exchange=exchange_name)
 
     async def evaluate(
@@ -181,23 +131,107 @@ class AlertEvaluator:
         if value.exchange_id != self._exchange_id or macd_v is None:
             return []
         state_key = keys.alert_state_key(value.exchange_id, value.symbol, value.timeframe)
-        claimed = await self._claim_bar(state_key, value, macd_v)
-        if claimed is None:
+        claim = await self._claim_bar(state_key, value, macd_v)
+        if claim is None:
             return []
-        outcome, revised = claimed
         fired: list[Trigger] = []
-        for trigger in outcome.triggers:
+        for trigger in claim.outcome.triggers:
             if await self._take_cooldown(value, trigger.label):
                 fired.append(trigger)
         if any(isinstance(t, Reversal) for t in fired):
-            await self._disarm_after(state_key, value)
+            disarmed = int(await self._disarm(keys=[state_key], args=[value.open_time]))
+            self._disarmed(state_key, value, disarmed)
         if not fired:
             return []
-        return await self._publish(value, macd_v, fired, user_id, delayed=delayed or revised)
+        return await self._publish(value, fired, user_id, delayed=delayed or claim.revising)
 
-    async def _disarm_after(self, state_key: str, value: IndicatorValue) -> None:
-        """Disarm the series after a reversal fired (if that bar is still the latest)."""
-        disarmed = int(await self._disarm(keys=[state_key], args=[value.open_time]))
+    async def evaluate_many(self, values: Sequence[tuple[IndicatorValue, int | None]]) -> int:
+        """Judge a burst of new values (value, Tier 2 user); return how many alerts fired.
+
+        The same rules, claims and cooldowns as `evaluate`, each step pipelined for the whole
+        burst (module docstring). Values of one series must come oldest first.
+        """
+        todo = [
+            (value, user_id, keys.alert_state_key(value.exchange_id, value.symbol, value.timeframe))
+            for value, user_id in values
+            if value.exchange_id == self._exchange_id and value.value.macd_v is not None
+        ]
+        unknown = list(dict.fromkeys(key for _, _, key in todo if key not in self._known))
+        if unknown:
+            states = await burst.read_states(self._redis, unknown)
+            for key, state in zip(unknown, states, strict=True):
+                self._known.setdefault(key, state)
+        planned: list[tuple[IndicatorValue, int | None, str, State, Claim]] = []
+        for value, user_id, key in todo:
+            state = self._known.get(key, EMPTY)
+            claim = plan(state, value, value.value.macd_v or 0.0)
+            if claim is not None:
+                planned.append((value, user_id, key, state, claim))
+                self._known[key] = after(state, claim)  # a later bar of the series builds on it
+        replies = await burst.run_scripts(
+            self._redis, self._claim, [(key, claim.args) for _, _, key, _, claim in planned]
+        )
+        won: list[_Won] = []
+        for (value, user_id, key, state, claim), reply in zip(planned, replies, strict=True):
+            self._known[key] = state
+            got: Claim | None = (
+                claim if self._claimed(key, value, state, claim, int(reply)) else None
+            )
+            if got is None and int(reply) == -1:
+                got = await self._claim_bar(key, value, value.value.macd_v or 0.0)
+            if got is not None and got.outcome.triggers:
+                won.append(_Won(value, user_id, key, list(got.outcome.triggers), got.revising))
+        return await self._fire_many(won)
+
+    async def _fire_many(self, won: list[_Won]) -> int:
+        """Take a burst's cooldowns, then publish everything that fired in one round trip."""
+        calls = [
+            (keys.alert_cooldown_key(w.value.exchange_id, w.value.symbol, w.value.timeframe,
+                                     t.label), self._cooldown_args(w.value))
+            for w in won
+            for t in w.triggers
+        ]  # fmt: skip
+        allowed = iter(await burst.run_scripts(self._redis, self._cooldown, calls))
+        for w in won:
+            w.triggers = [t for t in w.triggers if int(next(allowed)) == 1]
+        firing = [w for w in won if w.triggers]
+        reversals = [w for w in firing if any(isinstance(t, Reversal) for t in w.triggers)]
+        disarmed = await burst.run_scripts(
+            self._redis, self._disarm, [(w.state_key, [w.value.open_time]) for w in reversals]
+        )
+        for w, done in zip(reversals, disarmed, strict=True):
+            self._disarmed(w.state_key, w.value, int(done))
+        tier1 = [w.value for w in firing if w.user_id is None]
+        found = iter(await burst.read_contexts(self._redis, tier1, self._timeframes))
+        batch = WriteBatch(self._redis)
+        published: list[tuple[AlertEvent, Trigger, _Won, list[TimeframeContext]]] = []
+        for w in firing:
+            if w.user_id is None:
+                ticker, readings = next(found)
+                price = ticker.price if ticker else await self._price(w.value, None)
+                contexts = burst.context_rows(w.value, readings)
+            else:
+                price = await self._price(w.value, w.user_id)
+                contexts = await self._contexts(w.value, w.user_id)
+            if price is None:
+                self._log.error("alert.no_price", symbol=w.value.symbol, tf=w.value.timeframe.value)
+                continue
+            for event, trigger in self._events(w.value, w.triggers, price, contexts, w.delayed):
+                self._publisher.add_alert(batch, event)
+                published.append((event, trigger, w, contexts))
+        await batch.flush()
+        for event, trigger, w, contexts in published:
+            self._published(event, trigger, w.value)
+            if self._sink is not None:
+                details = alert_details(trigger, w.value, contexts, event.bias, delayed=w.delayed)
+                await self._hand_to_sink(event, details)
+        return len(published)
+
+    def _cooldown_args(self, value: IndicatorValue) -> list[int]:
+        return [value.open_time, self._cooldown_ms, self._cooldown_ms + COOLDOWN_TTL_SLACK_MS]
+
+    def _disarmed(self, state_key: str, value: IndicatorValue, disarmed: int) -> None:
+        """Record the disarm script's answer after a reversal fired."""
         known = self._known.get(state_key)
         if disarmed and known is not None and known[0] == str(value.open_time):
             self._known[state_key] = (known[0], known[1], "0", known[3])
@@ -206,57 +240,43 @@ class AlertEvaluator:
 
     async def _claim_bar(
         self, state_key: str, value: IndicatorValue, macd_v: float
-    ) -> tuple[RuleOutcome, bool] | None:
-        """Claim the bar (or its correction); return the rule outcome and whether it revises."""
+    ) -> Claim | None:
+        """Claim the bar (or its correction); return the claim, or None if not ours."""
         state = self._known.get(state_key)
-        new_prev = repr(macd_v)
         for _ in range(_CLAIM_ATTEMPTS):
             if state is None:
                 state = await self._read_state(state_key)
-            stored, prev, armed, before = state
-            revising = bool(stored) and int(stored) == value.open_time
-            if (stored and int(stored) > value.open_time) or (revising and prev == new_prev):
+            claim = plan(state, value, macd_v)
+            if claim is None:
                 return None
-            basis = before if revising else prev
-            outcome = RuleOutcome((), True)
-            if basis:  # the first value of a series only initialises it
-                outcome = evaluate_rules(
-                    float(basis), macd_v, value.value.histogram, armed=armed in ("1", "")
-                )
-            args: list[int | str] = [
-                value.open_time,
-                stored,
-                prev,
-                armed,
-                before,
-                new_prev,
-                int(outcome.rearmed),
-                STATE_TTL_MS,
-                int(revising),
-            ]
-            claimed = int(await self._claim(keys=[state_key], args=args))
-            if claimed == 1:
-                new_armed = "1" if outcome.rearmed or not armed else armed
-                new_before = before if revising else prev
-                self._remember(state_key, (str(value.open_time), new_prev, new_armed, new_before))
-                return outcome, revising
-            if claimed == 0:
-                known = self._known.get(state_key)
-                if known is not None and int(known[0] or 0) < value.open_time:
-                    self._known.pop(state_key, None)  # stale: a newer bar was claimed elsewhere
+            answer = int(await self._claim(keys=[state_key], args=claim.args))
+            if self._claimed(state_key, value, state, claim, answer):
+                return claim
+            if answer == 0:
                 return None
-            self._known.pop(state_key, None)
             state = None  # moved behind our back (another evaluator, a restart): re-read
         self._log.warning("alert.claim_contended", symbol=value.symbol, timeframe=value.timeframe)
         return None
 
-    async def _read_state(self, state_key: str) -> _State:
+    def _claimed(
+        self, state_key: str, value: IndicatorValue, state: State, claim: Claim, answer: int
+    ) -> bool:
+        """Record the claim script's answer (1 claimed, 0 not ours, -1 moved); True if claimed."""
+        if answer == 1:
+            self._remember(state_key, after(state, claim))
+            return True
+        known = self._known.get(state_key)
+        if answer == -1 or (known is not None and int(known[0] or 0) < value.open_time):
+            self._known.pop(state_key, None)  # stale: moved, or a newer bar claimed elsewhere
+        return False
+
+    async def _read_state(self, state_key: str) -> State:
         raw = {_text(k): _text(v) for k, v in (await self._redis.hgetall(state_key)).items()}
         fields = ("open_time", "prev", "armed", "before")
         stored = tuple(raw.get(name, "") for name in fields)
         return stored[0], stored[1], stored[2], stored[3]
 
-    def _remember(self, state_key: str, state: _State) -> None:
+    def _remember(self, state_key: str, state: State) -> None:
         """Keep a claimed state unless a concurrent call already remembered a newer bar."""
         known = self._known.get(state_key)
         if known is None or not known[0] or int(known[0]) <= int(state[0]):
@@ -277,7 +297,6 @@ class AlertEvaluator:
     async def _publish(
         self,
         value: IndicatorValue,
-        macd_v: float,
         fired: list[Trigger],
         user_id: int | None,
         *,
@@ -288,43 +307,63 @@ class AlertEvaluator:
             self._log.error("alert.no_price", symbol=value.symbol, timeframe=value.timeframe.value)
             return []
         contexts = await self._contexts(value, user_id)
-        bias = compute_bias((c.timeframe, c.stage) for c in contexts)
-        closed_at_ms = value.open_time + duration_ms(value.timeframe)
-        events: list[AlertEvent] = []
-        for trigger in fired:
-            event = AlertEvent(
-                exchange_id=value.exchange_id,
-                symbol=value.symbol,
-                timeframe=value.timeframe,
-                trigger_label=trigger.label,
-                trigger_value=macd_v,
-                signal_delta=value.value.histogram,
-                price=price,
-                triggered_at=datetime.fromtimestamp(closed_at_ms / 1000, UTC),
-                timeframes=contexts,
-                bias=bias,
-                source_exchange_id=self._exchange_id,
-                source_exchange_name=self._exchange_name,
-                direction=trigger.direction,
-                delayed=delayed,
-            )
+        made = self._events(value, fired, price, contexts, delayed)
+        for event, trigger in made:
             await self._publisher.publish_alert(event)
-            self._log.info(
-                "alert.published",
-                symbol=value.symbol,
-                timeframe=value.timeframe.value,
-                label=trigger.label,
-                macd_v=event.trigger_value,
-                direction=event.direction.value,
-                delayed=delayed,
-                alert_id=str(event.id),
-            )
-            events.append(event)
+            self._published(event, trigger, value)
         if self._sink is not None:
-            for event, trigger in zip(events, fired, strict=True):
-                details = alert_details(trigger, value, contexts, bias, delayed=delayed)
+            for event, trigger in made:
+                details = alert_details(trigger, value, contexts, event.bias, delayed=delayed)
                 await self._hand_to_sink(event, details)
-        return events
+        return [event for event, _ in made]
+
+    def _events(
+        self,
+        value: IndicatorValue,
+        fired: list[Trigger],
+        price: float,
+        contexts: list[TimeframeContext],
+        delayed: bool,
+    ) -> list[tuple[AlertEvent, Trigger]]:
+        """Return the AlertEvent of each fired trigger of one value."""
+        bias = compute_bias((c.timeframe, c.stage) for c in contexts)
+        triggered_at = datetime.fromtimestamp(
+            (value.open_time + duration_ms(value.timeframe)) / 1000, UTC
+        )
+        return [
+            (
+                AlertEvent(
+                    exchange_id=value.exchange_id,
+                    symbol=value.symbol,
+                    timeframe=value.timeframe,
+                    trigger_label=trigger.label,
+                    trigger_value=value.value.macd_v or 0.0,
+                    signal_delta=value.value.histogram,
+                    price=price,
+                    triggered_at=triggered_at,
+                    timeframes=contexts,
+                    bias=bias,
+                    source_exchange_id=self._exchange_id,
+                    source_exchange_name=self._exchange_name,
+                    direction=trigger.direction,
+                    delayed=delayed,
+                ),
+                trigger,
+            )
+            for trigger in fired
+        ]
+
+    def _published(self, event: AlertEvent, trigger: Trigger, value: IndicatorValue) -> None:
+        self._log.info(
+            "alert.published",
+            symbol=value.symbol,
+            timeframe=value.timeframe.value,
+            label=trigger.label,
+            macd_v=event.trigger_value,
+            direction=event.direction.value,
+            delayed=event.delayed,
+            alert_id=str(event.id),
+        )
 
     async def _hand_to_sink(self, event: AlertEvent, details: Mapping[str, Any]) -> None:
         assert self._sink is not None
@@ -347,42 +386,4 @@ class AlertEvaluator:
         found = await self._indicators.read_many(
             value.exchange_id, value.symbol, others, user_id=user_id
         )
-        found[value.timeframe] = value  # fresher than the cache, and present even if not listed
-        ordered = sorted(found, key=lambda tf: duration_ms(tf))
-        return [
-            TimeframeContext(
-                timeframe=tf,
-                macd_v=reading.value.macd_v if reading else None,
-                stage=reading.stage if reading else Stage.UNKNOWN,
-            )
-            for tf in ordered
-            for reading in (found[tf],)
-        ]
-
-
-def alert_details(
-    trigger: Trigger,
-    value: IndicatorValue,
-    contexts: Sequence[TimeframeContext],
-    bias: Bias,
-    *,
-    delayed: bool = False,
-) -> dict[str, Any]:
-    """Return the `alert_history.details` JSON of a fired trigger."""
-    common: dict[str, Any] = {
-        "direction": trigger.direction.value,
-        "delayed": delayed,
-        "histogram": value.value.histogram,
-        "signal": value.value.signal,
-        "timeframes": [c.model_dump(mode="json") for c in contexts],
-        "bias": bias.value,
-        "bar_open_time": value.open_time,
-    }
-    if isinstance(trigger, LevelCrossing):
-        return {"level": trigger.level, **common}
-    return {
-        "zone": trigger.zone.value,
-        "buffer": trigger.buffer,
-        "buffer_pct": trigger.buffer_pct,
-        **common,
-    }
+        return burst.context_rows(value, found)

@@ -111,6 +111,33 @@ class IndicatorCalculator:
         async with self._lock(symbol, timeframe):
             return await self._warmup(symbol, timeframe, None, user_id)
 
+    def advance(self, candle: Candle) -> IndicatorValue | None:
+        """Update a warm series with its next closed bar, in process; None: take `on_closed_candle`.
+
+        The burst path: no I/O, the caller writes and publishes the value. None means the series
+        is cold, busy (a warm-up holds its lock) or the bar is not newer than its last one: the
+        caller hands the bar to `on_closed_candle` once the bar is in the cache.
+        """
+        key = (candle.symbol, candle.timeframe)
+        state = self._states.get(key)
+        if state is None or candle.exchange_id != self._exchange_id:
+            return None
+        last = state.last
+        lock = self._locks.get(key)
+        if (last is not None and candle.open_time <= last.open_time) or (
+            lock is not None and lock.locked()
+        ):
+            return None
+        point = state.update(candle)
+        return to_indicator_value(
+            point, exchange_id=self._exchange_id, symbol=candle.symbol, timeframe=candle.timeframe
+        )
+
+    def add_value(self, batch: WriteBatch, value: IndicatorValue, user_id: int | None) -> None:
+        """Queue the write and the publish of a value `advance` returned, in that order."""
+        self._indicators.add_write(batch, value, user_id=user_id)
+        self._publisher.add_indicator(batch, value)
+
     async def on_closed_candle(
         self, candle: Candle, *, user_id: int | None = None, batch: WriteBatch | None = None
     ) -> IndicatorValue | None:

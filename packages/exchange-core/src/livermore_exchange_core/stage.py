@@ -1,0 +1,204 @@
+"""`ClosedBarStage`: the one path every closed bar takes, a burst at a time.
+
+Bars from any source (the live stream, gap repair, the boundary REST service, revisions) reach
+it through `CandlePipeline`, which decides what is new and keeps each series in open-time order.
+A burst (every bar that arrived together: 6,000 at a day boundary) goes through:
+
+1. candle write (the SPEC 3.2 replacement script) -> close publish, per bar;
+2. the MACD-V update of every warm series, in process, and its indicator write -> publish;
+3. `flush`: all of it as ONE pipelined round trip on one connection, in order, so every publish
+   reaches subscribers after its write ("published after written");
+4. cold series (no state yet, or a warm-up in progress) are seeded from the cache, which now
+   holds their bars, and publish their value one by one (rare: the first bar after a start);
+5. `AlertEvaluator.evaluate_many`: the claims, cooldowns, reads and alert publishes of the whole
+   burst, a few round trips in all;
+6. the followers (the boundary service) learn which bars closed (revisions too).
+
+A revision (a corrected copy of a delivered bar) is written and published, then the series is
+rebuilt from the corrected history (`IndicatorCalculator.on_closed_candle`), its latest value
+re-published and judged again: a changed value of the last judged bar may fire what it newly
+triggers (`delayed`), never a label twice for the same bar.
+
+`flush` is one call per burst so a caller can retry or re-queue a burst whose flush failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from livermore_cache.batch import WriteBatch
+from livermore_cache.candles import CandleCache
+from livermore_cache.pubsub import Publisher
+from livermore_exchange_core.alerts.evaluator import AlertEvaluator
+from livermore_exchange_core.indicators.calculator import IndicatorCalculator
+from livermore_schema.enums import Timeframe
+from livermore_schema.indicators import IndicatorValue
+from livermore_schema.market import Candle
+
+log = structlog.get_logger(__name__)
+
+Rated = tuple[IndicatorValue, int | None]
+"""An indicator value and the Tier 2 user whose keys hold its series (None: Tier 1)."""
+
+
+class CloseFollower(Protocol):
+    """Told which bars were stored and announced (new ones and revisions): the boundary service."""
+
+    def on_closed_bars(self, bars: Sequence[Candle]) -> None:
+        """Note flushed bars, oldest first per series; must not block."""
+
+
+@dataclass(slots=True)
+class StageStats:
+    """Counters a test or a benchmark can read."""
+
+    bursts: int = 0
+    bars: int = 0
+    revisions: int = 0
+    values: int = 0
+    seeded: int = 0
+    alerts: int = 0
+
+
+@dataclass(slots=True)
+class Burst:
+    """A prepared burst: its queued commands, the bars it carries, the values still to rate."""
+
+    batch: WriteBatch
+    bars: list[Candle]
+    cold: list[Candle]
+    values: list[Rated]
+
+
+class ClosedBarStage:
+    """Writes, publishes, rates and alerts closed bars a burst at a time (module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        candles: CandleCache,
+        publisher: Publisher,
+        calculator: IndicatorCalculator | None = None,
+        evaluator: AlertEvaluator | None = None,
+        timeframes: Iterable[Timeframe] | None = None,
+        user_id: int | None = None,
+        tier2_users: Mapping[str, int] | None = None,
+        followers: Iterable[CloseFollower] = (),
+    ) -> None:
+        self._candles = candles
+        self._publisher = publisher
+        self._calculator = calculator
+        self.evaluator = evaluator
+        """Alerts are evaluated while set (a worker sets it once its start sequence is done)."""
+        self.timeframes: frozenset[Timeframe] | None = (
+            None if timeframes is None else frozenset(timeframes)
+        )
+        """The timeframes rated (the worker mode's); None rates every timeframe."""
+        self._user_id = user_id
+        self.tier2_users: dict[str, int] = dict(tier2_users or {})
+        self.followers: list[CloseFollower] = list(followers)
+        self.stats = StageStats()
+
+    async def process(self, bars: Sequence[Candle]) -> None:
+        """Run one burst of new closed bars (each series oldest first) through the whole path.
+
+        Raises:
+            redis.exceptions.RedisError: the burst's write failed (nothing after it ran).
+        """
+        burst = self.prepare(bars)
+        if not burst.bars:
+            return
+        await self.flush(burst)
+        await self._finish(burst)
+
+    def prepare(self, bars: Sequence[Candle]) -> Burst:
+        """Queue the writes and publishes of a burst and rate every warm series (no I/O)."""
+        burst = Burst(self._candles.batch(), [], [], [])
+        cold: set[tuple[str, Timeframe]] = set()
+        for candle in bars:
+            if not candle.closed or candle.synthetic:
+                continue  # only real closed bars are stored and announced
+            user_id = self.tier2_users.get(candle.symbol)
+            self._candles.add_write(burst.batch, candle, user_id=user_id)
+            self._publisher.add_candle_close(burst.batch, candle, user_id=self._user_id)
+            burst.bars.append(candle)
+            if not self._rated(candle):
+                continue
+            series = (candle.symbol, candle.timeframe)
+            assert self._calculator is not None
+            value = None if series in cold else self._calculator.advance(candle)
+            if value is None:
+                cold.add(series)  # its later bars of this burst wait for the seeding too
+                burst.cold.append(candle)
+                continue
+            self._calculator.add_value(burst.batch, value, user_id)
+            burst.values.append((value, user_id))
+        return burst
+
+    async def flush(self, burst: Burst) -> None:
+        """Send a prepared burst's writes and publishes: one round trip, in order."""
+        await burst.batch.flush()
+
+    async def _finish(self, burst: Burst) -> None:
+        for candle in burst.cold:
+            assert self._calculator is not None
+            user_id = self.tier2_users.get(candle.symbol)
+            try:
+                value = await self._calculator.on_closed_candle(candle, user_id=user_id)
+            except Exception:
+                log.exception("stage.seed_failed", symbol=candle.symbol, tf=candle.timeframe.value)
+                continue
+            self.stats.seeded += 1
+            if value is not None:
+                burst.values.append((value, user_id))
+        self.stats.bursts += 1
+        self.stats.bars += len(burst.bars)
+        self.stats.values += len(burst.values)
+        await self._evaluate(burst.values)
+        self._tell_followers(burst.bars)
+
+    def _tell_followers(self, bars: Sequence[Candle]) -> None:
+        for follower in self.followers:
+            try:
+                follower.on_closed_bars(bars)
+            except Exception:
+                log.exception("stage.follower_failed", follower=type(follower).__name__)
+
+    async def revise(self, candle: Candle) -> None:
+        """Store and announce a corrected bar, re-seed its series and evaluate what that yields."""
+        if not candle.closed or candle.synthetic:
+            return
+        user_id = self.tier2_users.get(candle.symbol)
+        batch = self._candles.batch()
+        self._candles.add_write(batch, candle, user_id=user_id)
+        self._publisher.add_candle_close(batch, candle, user_id=self._user_id)
+        await batch.flush()
+        self.stats.revisions += 1
+        if self._rated(candle):
+            assert self._calculator is not None
+            value = await self._calculator.on_closed_candle(candle, user_id=user_id)
+            if value is not None:
+                self.stats.values += 1
+                await self._evaluate([(value, user_id)])
+        self._tell_followers([candle])
+
+    def _rated(self, candle: Candle) -> bool:
+        calculator = self._calculator
+        return (
+            calculator is not None
+            and candle.exchange_id == calculator.exchange_id
+            and (self.timeframes is None or candle.timeframe in self.timeframes)
+        )
+
+    async def _evaluate(self, values: list[Rated]) -> None:
+        evaluator = self.evaluator
+        if evaluator is None or not values:
+            return
+        try:
+            self.stats.alerts += await evaluator.evaluate_many(values)
+        except Exception:
+            log.exception("stage.alerts_failed", values=len(values))
