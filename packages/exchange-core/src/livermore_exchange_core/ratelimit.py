@@ -7,10 +7,9 @@ moment the request could fit and ask again (no asyncio.Lock, so a limiter is not
 
 - `SpacingLimiter` (Coinbase public, 10 req/s): requests at least `1 / (rate * safety)` apart,
   which stays legal under any server-side window model (fixed, sliding or token bucket). With
-  `window_limit` it also keeps a strict arrival window: a request counts from its grant until one
-  window after its answer (`settle`), and at most `window_limit` such requests exist at once. The
-  server stamps a request somewhere between our grant and its answer, so however the event loop,
-  the kernel or the server's own loop bunch requests up, no window of the server ever holds more.
+  `window_limit`, a request also counts from its grant until one window after its answer, at most
+  `window_limit` at once: the server stamps it in between, so however requests get bunched on the
+  way, no server window ever holds more.
 - `WeightWindowLimiter` (Binance): the summed request weight in any trailing window (plus a small
   margin for the request's trip to the server) stays under each `WindowRule` (from exchangeInfo
   `rateLimits`). A sliding window on our side is never looser than the server's fixed window of the
@@ -104,16 +103,11 @@ class _Pausable(abc.ABC):
         """Grant `cost` now and return 0, or return the seconds to wait before asking again."""
 
 
-_IN_FLIGHT_POLL_S = 0.005
-"""How soon to ask again while the arrival window is full of requests still in flight."""
+_IN_FLIGHT_POLL_S = 0.005  # how soon to ask again while in-flight requests fill the window
 
 
 class SpacingLimiter(_Pausable):
-    """Requests spaced at least `1 / (rate_per_s * safety)` apart, measured at release.
-
-    With `window_limit`, callers must `settle()` every granted request when its answer (or its
-    failure) arrives: until then it counts as in flight, and afterwards for `window_s` more.
-    """
+    """Requests spaced `1 / (rate_per_s * safety)` apart; with `window_limit`, settle each one."""
 
     def __init__(
         self,
