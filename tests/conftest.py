@@ -100,6 +100,8 @@ def worker_env(
             "LIVERMORE_REDIS_HOST": redis_settings.host,
             "LIVERMORE_REDIS_PORT": str(redis_settings.port),
             "LIVERMORE_REDIS_DB": str(redis_settings.db),
+            "LIVERMORE_REDIS_CLUSTER": str(redis_settings.cluster).lower(),
+            "LIVERMORE_REDIS_CLUSTER_NODES": redis_settings.cluster_nodes,
             "LIVERMORE_DATABASE_HOST": pg_settings.host,
             "LIVERMORE_DATABASE_PORT": str(pg_settings.port),
             "LIVERMORE_DATABASE_USER": pg_settings.user,

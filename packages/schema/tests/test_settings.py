@@ -80,6 +80,19 @@ def test_invalid_values_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
         RedisSettings()
 
 
+def test_cluster_seed_nodes_are_host_port_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIVERMORE_REDIS_HOST", "r1.internal")
+    monkeypatch.setenv("LIVERMORE_REDIS_CLUSTER_NODES", "r2.internal:7001, r3.internal:7002,")
+    redis = RedisSettings()
+    assert redis.seeds() == [("r1.internal", 6379), ("r2.internal", 7001), ("r3.internal", 7002)]
+    assert redis.describe().startswith("redis r1.internal:6379,r2.internal:7001,r3.internal:7002")
+    assert redis.retry_budget_s >= 15, "the default retry budget must outlast a failover"
+    for bad in ("redis://r2:7001", "r2.internal", "r2:port", "r2:70000", ":7001"):
+        monkeypatch.setenv("LIVERMORE_REDIS_CLUSTER_NODES", bad)
+        with pytest.raises(ValidationError):
+            RedisSettings()
+
+
 def test_database_password_never_shows(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LIVERMORE_DATABASE_PASSWORD", SECRET)
     db = DatabaseSettings()

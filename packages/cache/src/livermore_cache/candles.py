@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 import structlog
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from livermore_cache import keys
@@ -20,6 +22,8 @@ log = structlog.get_logger(__name__)
 
 _BATCH = 500
 """Candles per script call in `write_many`, so one call never blocks Redis for long."""
+_CLUSTER_CONCURRENCY = 32
+"""Script calls of one `write_many` in flight at once on a cluster."""
 
 
 def _candle_args(candle: Candle) -> tuple[int, str, int, int, str]:
@@ -94,12 +98,26 @@ class CandleCache:
 
     async def _run_batches(self, grouped: dict[str, list[Any]], ttl: int) -> int:
         step = 5 * _BATCH
+        calls = [
+            (key, args[start : start + step])
+            for key, args in grouped.items()
+            for start in range(0, len(args), step)
+        ]
+        if isinstance(self._redis, RedisCluster):
+            # A cluster pipeline refuses EVALSHA: each call goes to its key's node on its own,
+            # a bounded number at a time (the client spreads them over per-node connections).
+            gate = asyncio.Semaphore(_CLUSTER_CONCURRENCY)
+
+            async def one(key: str, chunk: list[Any]) -> int:
+                async with gate:
+                    return int(
+                        await CANDLE_WRITE.run(self._redis, key, self._retention, ttl, *chunk)
+                    )
+
+            return sum(await asyncio.gather(*(one(key, chunk) for key, chunk in calls)))
         pipe = self._redis.pipeline(transaction=False)
-        for key, args in grouped.items():
-            for start in range(0, len(args), step):
-                pipe.evalsha(
-                    CANDLE_WRITE.sha, 1, key, self._retention, ttl, *args[start : start + step]
-                )
+        for key, chunk in calls:
+            pipe.evalsha(CANDLE_WRITE.sha, 1, key, self._retention, ttl, *chunk)
         results = await pipe.execute()
         return sum(int(n) for n in results)
 

@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 from pydantic import BaseModel, ValidationError
+from redis.asyncio.cluster import RedisCluster
 
 from livermore_cache import channels
 from livermore_cache.batch import WriteBatch
@@ -137,6 +138,10 @@ class Subscription(Generic[M]):
         self._early: deque[dict[str, Any]] = deque()
 
     async def __aenter__(self) -> Subscription[M]:
+        if isinstance(self._redis, RedisCluster):
+            # The cluster pubsub picks its node from the slot map, which a client that has not
+            # run a command yet has not read (KeyError(slot) otherwise).
+            await self._redis.initialize()
         self._pubsub = self._redis.pubsub()
         if self._channels:
             await self._pubsub.subscribe(*self._channels)

@@ -5,7 +5,7 @@ Libraries take these objects as arguments; nothing builds them at import time.
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL
 
@@ -27,11 +27,36 @@ class RedisSettings(BaseSettings):
     tls: bool = False
     db: int = Field(default=0, ge=0)
     cluster: bool = False
+    cluster_nodes: str = ""
+    """More cluster seed nodes, `host:port,host:port` (never URLs); any live one is enough."""
+    retry_budget_s: float = Field(default=20.0, ge=0)
+    """How long a failing command is retried (backoff) before it fails: outlasts a failover."""
+
+    @field_validator("cluster_nodes")
+    @classmethod
+    def _check_nodes(cls, value: str) -> str:
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            host, sep, port = entry.rpartition(":")
+            if not sep or not host or "/" in entry or not port.isdigit():
+                raise ValueError(f"expected host:port, got {entry!r}")
+            if not 1 <= int(port) <= 65535:
+                raise ValueError(f"port out of range in {entry!r}")
+        return value
+
+    def seeds(self) -> list[tuple[str, int]]:
+        """Return the seed nodes: host/port first, then `cluster_nodes` (duplicates dropped)."""
+        found = [(self.host, self.port)]
+        for entry in filter(None, (part.strip() for part in self.cluster_nodes.split(","))):
+            host, _, port = entry.rpartition(":")
+            if (host, int(port)) not in found:
+                found.append((host, int(port)))
+        return found
 
     def describe(self) -> str:
         """Return a log-safe description (no secret)."""
         mode = "cluster" if self.cluster else f"db {self.db}"
-        return f"redis {self.host}:{self.port} ({mode}{', tls' if self.tls else ''})"
+        where = ",".join(f"{host}:{port}" for host, port in self.seeds())
+        return f"redis {where} ({mode}{', tls' if self.tls else ''})"
 
 
 class DatabaseSettings(BaseSettings):
