@@ -73,7 +73,7 @@ def _check_database(settings: DatabaseSettings) -> None:
 
 
 async def _ping_redis(settings: RedisSettings) -> None:
-    client = connect_redis(settings)
+    client = connect_redis(settings.model_copy(update={"retry_budget_s": 0}))
     try:
         async with asyncio.timeout(10):
             await client.ping()

@@ -20,7 +20,7 @@ REDIS_TIMEOUT_S = 5.0
 
 async def redis_problem(settings: RedisSettings) -> str | None:
     """Return why Redis is unusable (one phrase), or None when it answers PING."""
-    client = connect_redis(settings)
+    client = connect_redis(settings.model_copy(update={"retry_budget_s": 0}))
     try:
         async with asyncio.timeout(REDIS_TIMEOUT_S):
             await client.ping()

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import select
 
 from livermore_cache.candles import CandleCache
-from livermore_cache.client import RedisClient, connect_redis
+from livermore_cache.client import connect_redis
 from livermore_cache.indicators import IndicatorCache
 from livermore_cache.pubsub import Publisher
 from livermore_cache.status import StatusStore
@@ -80,12 +80,17 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-async def _ping_redis(redis: RedisClient, settings: RedisSettings) -> None:
+async def _ping_redis(settings: RedisSettings) -> None:
+    # A probe without the retry budget: at startup an unreachable store is reported at once,
+    # with the connection error's own words (any live seed node answers for a cluster).
+    probe = connect_redis(settings.model_copy(update={"retry_budget_s": 0}))
     try:
-        await asyncio.wait_for(redis.ping(), 3)
+        await asyncio.wait_for(probe.ping(), 3)
     except (RedisError, OSError, TimeoutError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise StartupError(f"Redis unavailable at {settings.describe()}: {reason}") from None
+    finally:
+        await probe.aclose()
 
 
 async def _exchange_config(
@@ -122,9 +127,9 @@ async def _exchange_config(
 
 async def build_supervisor(options: WorkerOptions, stack: AsyncExitStack) -> Supervisor:
     """Check every dependency and return a ready supervisor; raise `StartupError` on failure."""
+    await _ping_redis(options.redis)
     redis = connect_redis(options.redis)
     stack.push_async_callback(redis.aclose)
-    await _ping_redis(redis, options.redis)
     config, sessions = await _exchange_config(options, stack)
     user: UserContext | None = None
     username = options.username or options.worker.system_user
