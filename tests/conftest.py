@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 import pytest
 from pydantic import BaseModel
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from sqlalchemy import delete
 from sqlmodel import col
 
@@ -144,11 +145,10 @@ class WorkerProcess:
         return "\n".join(text.splitlines()[-lines:])
 
 
-@pytest.fixture
-def spawn_worker(
+@contextlib.contextmanager
+def _spawner(
     redis_settings: RedisSettings, pg_settings: DatabaseSettings, tmp_path: Path
 ) -> Iterator[Callable[..., WorkerProcess]]:
-    """Start worker processes; every one still alive at teardown is killed."""
     started: list[WorkerProcess] = []
 
     def spawn(
@@ -168,11 +168,31 @@ def spawn_worker(
         started.append(worker)
         return worker
 
-    yield spawn
-    for worker in started:
-        if worker.proc.poll() is None:
-            worker.proc.kill()
-            worker.proc.wait(10)
+    try:
+        yield spawn
+    finally:
+        for worker in started:
+            if worker.proc.poll() is None:
+                worker.proc.kill()
+                worker.proc.wait(10)
+
+
+@pytest.fixture
+def spawn_worker(
+    redis_settings: RedisSettings, pg_settings: DatabaseSettings, tmp_path: Path
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start worker processes; every one still alive at teardown is killed."""
+    with _spawner(redis_settings, pg_settings, tmp_path) as spawn:
+        yield spawn
+
+
+@pytest.fixture
+def spawn_cluster_worker(
+    redis_cluster_settings: RedisSettings, pg_settings: DatabaseSettings, tmp_path: Path
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start worker processes on the session's Redis Cluster; killed at teardown if alive."""
+    with _spawner(redis_cluster_settings, pg_settings, tmp_path) as spawn:
+        yield spawn
 
 
 @dataclass
@@ -276,7 +296,7 @@ class Recorder(Generic[M]):
 
 
 async def _recording(
-    redis: Redis, model: type[M], *, patterns: Sequence[str]
+    redis: Redis | RedisCluster, model: type[M], *, patterns: Sequence[str]
 ) -> AsyncIterator[Recorder[M]]:
     """Subscribe (confirmed before returning) and record messages in the background."""
     recorder: Recorder[M] = Recorder()
@@ -300,6 +320,24 @@ async def lifecycle(redis: Redis) -> AsyncIterator[Recorder[LifecycleEvent]]:
     """Every lifecycle event of every exchange."""
     async for recorder in _recording(
         redis, LifecycleEvent, patterns=[channels.lifecycle_pattern()]
+    ):
+        yield recorder
+
+
+@pytest.fixture
+async def cluster_lifecycle(redis_cluster: RedisCluster) -> AsyncIterator[Recorder[LifecycleEvent]]:
+    """Every lifecycle event of every exchange, on the session's Redis Cluster."""
+    async for recorder in _recording(
+        redis_cluster, LifecycleEvent, patterns=[channels.lifecycle_pattern()]
+    ):
+        yield recorder
+
+
+@pytest.fixture
+async def cluster_alerts(redis_cluster: RedisCluster) -> AsyncIterator[Recorder[AlertEvent]]:
+    """Every alert of every exchange, on the session's Redis Cluster."""
+    async for recorder in _recording(
+        redis_cluster, AlertEvent, patterns=[channels.ALL_ALERTS_PATTERN]
     ):
         yield recorder
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 from pydantic import ValidationError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from livermore_api.app import create_app
 from livermore_api.auth import revoke_token
@@ -77,7 +77,7 @@ async def _ping_redis(settings: RedisSettings) -> None:
     try:
         async with asyncio.timeout(10):
             await client.ping()
-    except (RedisError, OSError, TimeoutError) as err:
+    except (RedisError, RedisClusterException, OSError, TimeoutError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CommandError(
             f"Redis unavailable at {settings.describe()}: {reason}", EXIT_UNAVAILABLE

@@ -6,7 +6,7 @@ import asyncio
 import errno
 import socket
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from livermore_cache.client import connect_redis
 from livermore_demo.config import DemoConfig
@@ -24,7 +24,7 @@ async def redis_problem(settings: RedisSettings) -> str | None:
     try:
         async with asyncio.timeout(REDIS_TIMEOUT_S):
             await client.ping()
-    except (RedisError, OSError, TimeoutError) as err:
+    except (RedisError, RedisClusterException, OSError, TimeoutError) as err:
         return f"Redis at {settings.host}:{settings.port} ({_redis_reason(err)})"
     finally:
         await client.aclose()

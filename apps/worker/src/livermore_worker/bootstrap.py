@@ -16,7 +16,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import aiohttp
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import select
 
@@ -86,7 +86,7 @@ async def _ping_redis(settings: RedisSettings) -> None:
     probe = connect_redis(settings.model_copy(update={"retry_budget_s": 0}))
     try:
         await asyncio.wait_for(probe.ping(), 3)
-    except (RedisError, OSError, TimeoutError) as err:
+    except (RedisError, RedisClusterException, OSError, TimeoutError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise StartupError(f"Redis unavailable at {settings.describe()}: {reason}") from None
     finally:
