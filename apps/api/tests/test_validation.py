@@ -132,7 +132,8 @@ async def test_malformed_bodies(route: Route, client: TestClient[Any, Any], worl
     for data, content_type, status in (
         (b"{not json", "application/json", 400),
         (b"[1, 2]", "application/json", 422),
-        (b"{}", "text/plain", 400),
+        (b"{}", "text/plain", 415),
+        (b"a=1", "application/x-www-form-urlencoded", 415),
         (b'{"unexpected_field": 1}', "application/json", 422),
     ):
         async with client.request(

@@ -8,7 +8,7 @@ from livermore_api import contexts, keys
 from livermore_api.config import ApiConfig
 from livermore_api.middlewares import error_middleware
 from livermore_api.routes import ROUTES
-from livermore_api.routing import ROUTE_TABLE, wrap
+from livermore_api.routing import ROUTE_TABLE, Kind, wrap
 
 
 def create_app(config: ApiConfig) -> web.Application:
@@ -21,5 +21,9 @@ def create_app(config: ApiConfig) -> web.Application:
     )
     app.on_shutdown.append(contexts.close_streams)
     for route in ROUTES:
-        app.router.add_route(route.method, route.path, wrap(route), name=route.name)
+        if route.method == "GET" and route.kind in (Kind.JSON, Kind.STATIC):
+            # HEAD answers like GET without the body; streams have no meaningful HEAD.
+            app.router.add_get(route.path, wrap(route), name=route.name, allow_head=True)
+        else:
+            app.router.add_route(route.method, route.path, wrap(route), name=route.name)
     return app

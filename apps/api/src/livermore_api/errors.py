@@ -67,6 +67,13 @@ class ConflictError(ApiError):
     code = "conflict"
 
 
+class UnsupportedMediaTypeError(ApiError):
+    """The body is not in a media type the route reads (JSON); resend it as application/json."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
 class ValidationFailedError(ApiError):
     """Well-formed input with invalid values; `details` lists each problem."""
 

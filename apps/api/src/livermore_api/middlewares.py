@@ -41,6 +41,8 @@ _HTTP_ERRORS: dict[int, type[ApiError]] = {
 def _render(error: ApiError, request_id: str) -> web.Response:
     response = web.json_response(error.body(), status=error.status)
     response.headers["X-Request-Id"] = request_id
+    if error.status == 401:  # RFC 9110 section 11.6.1: a 401 names the scheme to use
+        response.headers["WWW-Authenticate"] = 'Bearer realm="livermore"'
     return response
 
 

@@ -19,6 +19,7 @@ _ERRORS = {
     404: "unknown resource, or not the caller's",
     405: "method not allowed on this path",
     409: "conflict with the current state",
+    415: "the body is not application/json",
     422: "invalid parameters or body",
     500: "unexpected error (JSON with a request id; never a stack trace)",
     503: "a dependency is unavailable",
@@ -71,7 +72,7 @@ def _error_statuses(route: Route) -> list[int]:
     if route.path_model or route.query_model or route.body_model:
         statuses.append(422)
     if route.body_model is not None:
-        statuses.append(400)
+        statuses += [400, 415]
     statuses.extend(code for code in route.responses if code >= 400)
     return sorted(set(statuses))
 

@@ -22,6 +22,7 @@ from livermore_api.errors import (
     BadRequestError,
     ForbiddenError,
     UnauthorizedError,
+    UnsupportedMediaTypeError,
     ValidationFailedError,
 )
 
@@ -106,7 +107,9 @@ async def _read_body(request: web.Request, model: type[M] | None) -> M | None:
     if model is None:
         return None
     if request.content_type != "application/json":
-        raise BadRequestError("send the body as application/json")
+        raise UnsupportedMediaTypeError(
+            f"send the body as application/json, not {request.content_type}"
+        )
     try:
         raw = json.loads(await request.read() or b"null")
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
