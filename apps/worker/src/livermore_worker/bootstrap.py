@@ -22,6 +22,7 @@ from sqlmodel import select
 
 from livermore_cache.candles import CandleCache
 from livermore_cache.client import connect_redis
+from livermore_cache.commands import command_queue_depth
 from livermore_cache.indicators import IndicatorCache
 from livermore_cache.pubsub import Publisher
 from livermore_cache.status import StatusStore
@@ -50,6 +51,7 @@ from livermore_schema.settings import (
 )
 from livermore_schema.tables import Exchange
 from livermore_worker.lease import ExchangeLease, RunningStateStore
+from livermore_worker.metrics import WorkerMetrics, metrics_server
 from livermore_worker.runner import Supervisor, lease_ttl_s
 from livermore_worker.settings import WorkerProcessSettings
 from livermore_worker.wiring import Services
@@ -149,6 +151,8 @@ async def build_supervisor(options: WorkerOptions, stack: AsyncExitStack) -> Sup
             DiscordNotifier(http, options.worker.discord_webhook_url, history=history)
         )
         sinks.append(notifier)
+    wid = worker_id()
+    metrics = WorkerMetrics(config.name.value, wid)
     services = Services(
         redis=redis,
         exchange=config,
@@ -161,7 +165,7 @@ async def build_supervisor(options: WorkerOptions, stack: AsyncExitStack) -> Sup
         alert_sink=FanOutSink(*sinks),
         user_id=user.user_id if user else None,
     )
-    identity = WorkerIdentity(worker_id(), user, options.process.exchange_clock_rate)
+    identity = WorkerIdentity(wid, user, options.process.exchange_clock_rate)
     worker = Worker(
         services,
         identity,
@@ -171,6 +175,18 @@ async def build_supervisor(options: WorkerOptions, stack: AsyncExitStack) -> Sup
     )
     ttl = lease_ttl_s(options.worker.heartbeat_interval_s)
     lease = ExchangeLease(redis, config.exchange_id, identity.worker_id, ttl)
+
+    port = options.process.worker_metrics_port
+    if port is not None:
+
+        async def refresh(m: WorkerMetrics) -> None:
+            session = worker.session
+            m.pending_repairs.set(session.pipeline.pending_repairs if session else 0)
+            m.command_queue_depth.set(await command_queue_depth(redis, config.exchange_id))
+            m.set_lease_holder(await lease.current_holder())
+
+        host = options.process.worker_metrics_host
+        await stack.enter_async_context(metrics_server(metrics, refresh, host, port))
 
     async def flush() -> None:
         waits = [history.wait_idle()] + ([notifier.wait_idle()] if notifier else [])

@@ -283,3 +283,22 @@ def _decode(entry: Any) -> tuple[str, str]:
 def _entries(reply: Any) -> list[tuple[str, str]]:
     # RESP2 shape (what connect_redis speaks): [[stream, [(id, fields), ...]], ...]
     return [_decode(entry) for _, batch in reply or [] for entry in batch]
+
+
+async def command_queue_depth(
+    redis: RedisClient, exchange_id: int, *, group: str = DEFAULT_GROUP
+) -> int:
+    """Return the commands of an exchange not yet handled: unread by the group plus unacked."""
+    stream = keys.command_stream_key(exchange_id)
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError:  # no stream yet: nothing was ever sent
+        return 0
+    for info in groups:
+        name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
+        if name == group:
+            # `lag` is null when Redis cannot tell (entries deleted): count the whole stream.
+            lag = info.get("lag")
+            unread = int(lag) if lag is not None else int(await redis.xlen(stream))
+            return unread + int(info["pending"])
+    return int(await redis.xlen(stream))  # no worker has created the group: every entry waits

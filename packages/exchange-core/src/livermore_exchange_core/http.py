@@ -21,6 +21,7 @@ import structlog
 from livermore_exchange_core.backoff import Backoff, BackoffPolicy
 from livermore_exchange_core.errors import RateLimitedError, RetryableError, TransientNetworkError
 from livermore_exchange_core.ratelimit import RateLimiter
+from livermore_exchange_core.telemetry import THROTTLED_STATUSES, traffic
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +66,7 @@ async def http_get(
     exchange: str,
 ) -> HttpReply:
     """GET `url` and return the reply whatever its status; network failures become retryable."""
+    counts = traffic(exchange)
     try:
         async with session.get(url, params=params, headers=headers) as response:
             text = await response.text()
@@ -73,6 +75,9 @@ async def http_get(
             except ValueError:
                 body = text
             headers = {name.lower(): value for name, value in response.headers.items()}
+            counts.rest_requests += 1
+            if response.status in THROTTLED_STATUSES:
+                counts.rest_throttled += 1
             return HttpReply(response.status, headers, body, str(response.url))
     except (aiohttp.ClientError, TimeoutError) as error:
         raise TransientNetworkError(

@@ -135,6 +135,11 @@ class CandlePipeline:
         self._log = log.bind(exchange=exchange_name)
         self._fetcher = GapFetcher(repairer, repair_backoff, self._log)
 
+    @property
+    def pending_repairs(self) -> int:
+        """Series whose live bars wait behind a gap that REST has not filled yet."""
+        return len(self._gates)
+
     # ------------------------------------------------------------------ MarketDataSink
 
     async def on_candle(self, candle: Candle) -> None:

@@ -20,10 +20,13 @@ re-published and judged again: a changed value of the last judged bar may fire w
 triggers (`delayed`), never a label twice for the same bar.
 
 `flush` is one call per burst so a caller can retry or re-queue a burst whose flush failed.
+Closed bars, published alerts and the close->alert lag (a burst entering the stage -> its alerts
+published) are counted per exchange in `telemetry`, once per burst.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -35,6 +38,7 @@ from livermore_cache.candles import CandleCache
 from livermore_cache.pubsub import Publisher
 from livermore_exchange_core.alerts.evaluator import AlertEvaluator
 from livermore_exchange_core.indicators.calculator import IndicatorCalculator
+from livermore_exchange_core.telemetry import ExchangeTraffic, traffic
 from livermore_schema.enums import Timeframe
 from livermore_schema.indicators import IndicatorValue
 from livermore_schema.market import Candle
@@ -109,11 +113,12 @@ class ClosedBarStage:
         Raises:
             redis.exceptions.RedisError: the burst's write failed (nothing after it ran).
         """
+        entered = time.perf_counter()
         burst = self.prepare(bars)
         if not burst.bars:
             return
         await self.flush(burst)
-        await self._finish(burst)
+        await self._finish(burst, entered)
 
     def prepare(self, bars: Sequence[Candle]) -> Burst:
         """Queue the writes and publishes of a burst and rate every warm series (no I/O)."""
@@ -143,7 +148,7 @@ class ClosedBarStage:
         """Send a prepared burst's writes and publishes: one round trip, in order."""
         await burst.batch.flush()
 
-    async def _finish(self, burst: Burst) -> None:
+    async def _finish(self, burst: Burst, entered: float) -> None:
         for candle in burst.cold:
             assert self._calculator is not None
             user_id = self.tier2_users.get(candle.symbol)
@@ -158,7 +163,9 @@ class ClosedBarStage:
         self.stats.bursts += 1
         self.stats.bars += len(burst.bars)
         self.stats.values += len(burst.values)
-        await self._evaluate(burst.values)
+        counts = traffic(burst.bars[0].exchange)
+        counts.closed_bars += len(burst.bars)
+        _count_alerts(counts, await self._evaluate(burst.values), entered)
         self._tell_followers(burst.bars)
 
     def _tell_followers(self, bars: Sequence[Candle]) -> None:
@@ -172,6 +179,7 @@ class ClosedBarStage:
         """Store and announce a corrected bar, re-seed its series and evaluate what that yields."""
         if not candle.closed or candle.synthetic:
             return
+        entered = time.perf_counter()
         user_id = self.tier2_users.get(candle.symbol)
         batch = self._candles.batch()
         self._candles.add_write(batch, candle, user_id=user_id)
@@ -183,7 +191,8 @@ class ClosedBarStage:
             value = await self._calculator.on_closed_candle(candle, user_id=user_id)
             if value is not None:
                 self.stats.values += 1
-                await self._evaluate([(value, user_id)])
+                fired = await self._evaluate([(value, user_id)])
+                _count_alerts(traffic(candle.exchange), fired, entered)
         self._tell_followers([candle])
 
     def _rated(self, candle: Candle) -> bool:
@@ -194,11 +203,22 @@ class ClosedBarStage:
             and (self.timeframes is None or candle.timeframe in self.timeframes)
         )
 
-    async def _evaluate(self, values: list[Rated]) -> None:
+    async def _evaluate(self, values: list[Rated]) -> int:
+        """Evaluate the burst's values; return how many alerts were published."""
         evaluator = self.evaluator
         if evaluator is None or not values:
-            return
+            return 0
         try:
-            self.stats.alerts += await evaluator.evaluate_many(values)
+            fired = await evaluator.evaluate_many(values)
         except Exception:
             log.exception("stage.alerts_failed", values=len(values))
+            return 0
+        self.stats.alerts += fired
+        return fired
+
+
+def _count_alerts(counts: ExchangeTraffic, fired: int, entered: float) -> None:
+    """Count published alerts with their lag since the bars entered the stage."""
+    if fired:
+        counts.alerts += fired
+        counts.close_to_alert.observe(time.perf_counter() - entered, fired)

@@ -34,6 +34,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from livermore_exchange_core.backoff import Backoff, BackoffPolicy
 from livermore_exchange_core.errors import TransientNetworkError
 from livermore_exchange_core.events import AdapterLifecycle, connected, connecting, reconnecting
+from livermore_exchange_core.telemetry import traffic
 
 log = structlog.get_logger(__name__)
 
@@ -121,9 +122,11 @@ class ReconnectingWebSocket:
         on_message: OnMessage,
         on_lifecycle: OnLifecycle,
         rng: random.Random | None = None,
+        exchange: str | None = None,
     ) -> None:
         self.url = url
         self.label = label
+        self._traffic = traffic(exchange or label)
         self._policy = policy
         self._limiter = attempt_limiter
         self._on_open = on_open
@@ -195,6 +198,7 @@ class ReconnectingWebSocket:
             if self._stopping.is_set():
                 break
             delay = self._backoff.next_delay()
+            self._traffic.reconnects += 1
             log.info("ws.reconnecting", socket=self.label, reason=reason, delay_s=round(delay, 3))
             await self._on_lifecycle(
                 reconnecting(self._backoff.attempt, delay, reason, connection=self.label)
@@ -252,6 +256,7 @@ class ReconnectingWebSocket:
 
     async def _read(self, ws: ClientConnection) -> str:
         on_message = self._on_message
+        counts = self._traffic
         clock = time.monotonic
         got_data = False
         while True:
@@ -260,6 +265,7 @@ class ReconnectingWebSocket:
             except ConnectionClosed as err:
                 return self._reconnect_reason or _describe_close(err)
             self._last_rx = clock()
+            counts.messages += 1
             if not got_data:
                 got_data = True
                 self._backoff.reset()

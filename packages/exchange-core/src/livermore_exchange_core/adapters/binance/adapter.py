@@ -293,6 +293,7 @@ class BinanceAdapter(ExchangeAdapter):
             on_message=on_message,
             on_lifecycle=self._sink.on_lifecycle,
             rng=self._rng,
+            exchange=self._exchange,
         )
         conn = _Connection(socket)
         holder.append(conn)
