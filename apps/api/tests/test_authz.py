@@ -37,6 +37,7 @@ CASES: dict[str, Callable[[World], Call]] = {
     "health": lambda w: Call("/health"),
     "openapi": lambda w: Call("/api/openapi.json"),
     "me": lambda w: Call("/api/me"),
+    "metrics": lambda w: Call("/metrics"),
     "admin.page": lambda w: Call("/admin"),
     "admin.asset": lambda w: Call("/admin/static/admin.js"),
     "admin.chart": lambda w: Call("/admin/chart", {"exchange": "binance", "symbol": "BTCUSDT"}),

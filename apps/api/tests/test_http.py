@@ -46,3 +46,38 @@ async def test_head_without_token_is_401(client: TestClient[Any, Any]) -> None:
     async with client.head("/api/exchanges") as response:
         assert response.status == 401
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_metrics_count_requests_by_route_and_status(
+    client: TestClient[Any, Any], world: World
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    headers = World.bearer(world.admin_token)
+    for _ in range(3):
+        async with client.get("/api/exchanges", headers=headers) as response:
+            assert response.status == 200
+    async with client.get("/api/exchanges/atlantis", headers=headers) as response:
+        assert response.status == 404
+    async with client.get("/metrics", headers=World.bearer(world.owner_token)) as response:
+        assert response.status == 403
+    async with client.get("/metrics", headers=headers) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = await response.text()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+    def requests(route: str, status: str) -> float:
+        labels = (("method", "GET"), ("route", route), ("status", status))
+        return samples.get(("livermore_api_requests_total", labels), 0.0)
+
+    assert requests("exchanges.list", "200") == 3
+    assert requests("exchanges.get", "404") == 1
+    assert requests("metrics", "403") == 1
+    assert samples[("livermore_worker_alive", (("exchange", "coinbase"),))] == 0
+    assert samples[("livermore_api_open_streams", ())] == 0
+    assert samples[("livermore_api_request_seconds_count", (("route", "exchanges.list"),))] == 3

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from livermore_api import contexts, keys
 from livermore_api.config import ApiConfig
+from livermore_api.metrics import METRICS, ApiMetrics, metrics_middleware
 from livermore_api.middlewares import error_middleware
 from livermore_api.routes import ROUTES
 from livermore_api.routing import ROUTE_TABLE, Kind, wrap
@@ -13,15 +14,17 @@ from livermore_api.routing import ROUTE_TABLE, Kind, wrap
 
 def create_app(config: ApiConfig) -> web.Application:
     """Return the api application; resources open at startup and close at cleanup."""
-    app = web.Application(middlewares=[error_middleware])
+    # The error middleware is inside, so the metrics see the status a client really got.
+    app = web.Application(middlewares=[metrics_middleware, error_middleware])
     app[keys.CONFIG] = config
+    app[METRICS] = ApiMetrics()
     app[ROUTE_TABLE] = ROUTES
     app.cleanup_ctx.extend(
         [contexts.database_ctx, contexts.redis_ctx, contexts.http_ctx, contexts.streams_ctx]
     )
     app.on_shutdown.append(contexts.close_streams)
     for route in ROUTES:
-        if route.method == "GET" and route.kind in (Kind.JSON, Kind.STATIC):
+        if route.method == "GET" and route.kind in (Kind.JSON, Kind.STATIC, Kind.TEXT):
             # HEAD answers like GET without the body; streams have no meaningful HEAD.
             app.router.add_get(route.path, wrap(route), name=route.name, allow_head=True)
         else:

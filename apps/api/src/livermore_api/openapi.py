@@ -28,6 +28,7 @@ _KIND_CONTENT = {
     Kind.SSE: ("text/event-stream", "`event: ready`, then `event: alert` frames (AlertEvent JSON)"),
     Kind.WEBSOCKET: ("application/json", "101 upgrade; frames `{type: ready|alert, alert}`"),
     Kind.STATIC: ("text/html", "an admin page asset"),
+    Kind.TEXT: ("text/plain", "Prometheus text exposition format 0.0.4"),
 }
 
 

@@ -52,6 +52,8 @@ class Kind(StrEnum):
     SSE = "sse"
     WEBSOCKET = "websocket"
     STATIC = "static"
+    TEXT = "text"
+    """Prometheus text (`/metrics`)."""
 
 
 @dataclass(frozen=True, slots=True)

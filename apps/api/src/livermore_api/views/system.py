@@ -8,7 +8,9 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
+from livermore_api import keys
 from livermore_api.errors import NotFoundError
+from livermore_api.metrics import CONTENT_TYPE, METRICS
 from livermore_api.models import StaticPath
 from livermore_api.openapi import build_openapi
 from livermore_api.resources import HealthOut, MeOut, WorkerState
@@ -86,6 +88,19 @@ async def openapi(request: web.Request) -> web.StreamResponse:
     """Return the OpenAPI 3 document of every route."""
     routes = request.app[ROUTE_TABLE]
     return json_response(build_openapi(routes))
+
+
+async def metrics(request: web.Request) -> web.StreamResponse:
+    """Return the api's Prometheus metrics, with stream and worker gauges read now."""
+    found = request.app[METRICS]
+    found.open_streams.set(len(request.app[keys.STREAMS]))
+    async with session(request) as db:
+        exchanges = list(await all_exchanges(db))
+    states = await worker_states(request, [ex.id for ex in exchanges if ex.id is not None])
+    for ex in exchanges:
+        if ex.id is not None:
+            found.worker_alive.labels(ex.name).set(1 if states[ex.id].alive else 0)
+    return web.Response(body=found.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
 def _file(name: str) -> web.FileResponse:
