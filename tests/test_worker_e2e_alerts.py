@@ -2,11 +2,14 @@
 
 The simulator scripts a BTC excursion on every venue that drives the 1m MACD-V through +150 a
 few seconds after both workers stream; one subscriber on `channel:alerts:*` must hear both
-exchanges, each alert naming its source, and the two exchanges' candles never share a key.
+exchanges, each alert naming its source. The two streams stay separate: each exchange's candle
+keys hold that exchange's own bars (equal to its venue's truth, which differs from the other's),
+and each alert carries the MACD-V of its own exchange's candles, not the other's.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,14 +17,21 @@ from typing import Any
 from redis.asyncio import Redis
 
 from livermore_cache import channels, keys
+from livermore_cache.candles import CandleCache
 from livermore_cache.scan import iter_matching
+from livermore_exchange_core.indicators.macdv import latest_macd_v
+from livermore_exchange_sim.market import Venue
 from livermore_exchange_sim.scenarios import macdv_excursion
 from livermore_exchange_sim.testing import running_sim
 from livermore_schema.alerts import AlertEvent
-from livermore_schema.enums import ConnectionState
+from livermore_schema.enums import ConnectionState, Timeframe
+from livermore_schema.market import Candle
+from livermore_schema.settings import CacheSettings
 
 COINBASE, BINANCE = 1, 2
 MINUTE_MS = 60_000
+HOURS = 3 * 3_600_000
+"""Truth reaches this far back: the 60-bar 1m backfill starts an hour before the sim's start."""
 
 
 def _connected(exchange_id: int) -> Callable[[Any], bool]:
@@ -55,6 +65,21 @@ async def test_alerts_from_both_exchanges_reach_one_subscriber(
 
         coinbase = await alerts.wait_for(from_exchange(COINBASE), 60, "a Coinbase alert")
         binance = await alerts.wait_for(from_exchange(BINANCE), 60, "a Binance alert")
+        fired = [event for _, event in alerts.items]  # their bars are cached by now
+        cached = {  # read before `now`: every bar in it closed before then
+            exchange_id: await _closed_1m(redis, exchange_id, symbol)
+            for exchange_id, symbol in ((COINBASE, "BTC-USD"), (BINANCE, "BTCUSDT"))
+        }
+        now = sim.clock.now_ms()
+        truths = {
+            exchange_id: {
+                b.open_time: b for b in sim.truth(venue, symbol, MINUTE_MS, start_ms - HOURS, now)
+            }
+            for exchange_id, venue, symbol in (
+                (COINBASE, Venue.COINBASE, "BTC-USD"),
+                (BINANCE, Venue.BINANCE, "BTCUSDT"),
+            )
+        }
 
     assert (coinbase.source_exchange_name, coinbase.symbol) == ("coinbase", "BTC-USD")
     assert (binance.source_exchange_name, binance.symbol) == ("binance", "BTCUSDT")
@@ -67,8 +92,54 @@ async def test_alerts_from_both_exchanges_reach_one_subscriber(
     ]
     assert len(seen) == len(set(seen)), "an alert fired twice"
 
-    coinbase_keys = {k async for k in iter_matching(redis, keys.candles_pattern(COINBASE))}
-    binance_keys = {k async for k in iter_matching(redis, keys.candles_pattern(BINANCE))}
-    assert coinbase_keys and binance_keys and not coinbase_keys & binance_keys
-    assert all(keys.parse_candles_key(k).symbol.endswith("-USD") for k in coinbase_keys)
-    assert all(keys.parse_candles_key(k).symbol.endswith("USDT") for k in binance_keys)
+    _assert_own_venue(truths, cached)
+    checked: set[int] = set()
+    for event in fired:
+        if event.timeframe is Timeframe.M1 and event.symbol.startswith("BTC"):
+            checked.add(event.exchange_id)
+            own = _macd_v_at(cached[event.exchange_id], event)
+            other = _macd_v_at(cached[COINBASE + BINANCE - event.exchange_id], event)
+            assert math.isclose(event.trigger_value, own, rel_tol=1e-6), (event, own)
+            assert not math.isclose(event.trigger_value, other, rel_tol=1e-3), (event, other)
+    assert checked == {COINBASE, BINANCE}, fired
+    for exchange_id in (COINBASE, BINANCE):
+        for key in [k async for k in iter_matching(redis, keys.candles_pattern(exchange_id))]:
+            member = await redis.zrange(key, -1, -1)
+            candle = Candle.model_validate_json(member[0])
+            assert (candle.exchange_id, keys.parse_candles_key(key).exchange_id) == (
+                exchange_id,
+                exchange_id,
+            )
+
+
+async def _closed_1m(redis: Redis, exchange_id: int, symbol: str) -> list[Candle]:
+    candles = CandleCache(redis, CacheSettings())
+    stored = await candles.between(exchange_id, symbol, Timeframe.M1, 0, 2**62)
+    return [c for c in stored if c.closed]
+
+
+def _assert_own_venue(truths: dict[int, dict[int, Any]], cached: dict[int, list[Candle]]) -> None:
+    """Each exchange's BTC 1m key holds its venue's bars, and the two venues' bars differ."""
+    differ = 0
+    for exchange_id, bars in cached.items():
+        other = truths[COINBASE + BINANCE - exchange_id]
+        assert len(bars) >= 60, (exchange_id, len(bars))
+        for bar in bars[:-1]:  # the newest may still take a late Coinbase trade
+            want = truths[exchange_id][bar.open_time]
+            assert (bar.open, bar.high, bar.low, bar.close) == (
+                want.open,
+                want.high,
+                want.low,
+                want.close,
+            ), (exchange_id, bar.open_time)
+            twin = other.get(bar.open_time)
+            differ += twin is not None and twin.close != bar.close
+    assert differ >= 60, "the venues' prices do not tell the streams apart"
+
+
+def _macd_v_at(history: list[Candle], event: AlertEvent) -> float:
+    """MACD-V of `history` up to the bar the alert fired on."""
+    bar_open = int(event.triggered_at.timestamp() * 1000) - MINUTE_MS
+    point = latest_macd_v([c for c in history if c.open_time <= bar_open])
+    assert point is not None and point.open_time == bar_open and point.macd_v is not None
+    return point.macd_v
