@@ -27,6 +27,7 @@ from livermore_cache.indicators import IndicatorCache
 from livermore_cache.pubsub import Publisher
 from livermore_cache.status import StatusStore
 from livermore_cache.tickers import TickerCache
+from livermore_exchange_core.alerts.chart import AlertChartRenderer
 from livermore_exchange_core.alerts.evaluator import AlertSink, FanOutSink
 from livermore_exchange_core.alerts.history import AlertHistoryWriter
 from livermore_exchange_core.alerts.notify import DiscordNotifier
@@ -148,7 +149,12 @@ async def build_supervisor(options: WorkerOptions, stack: AsyncExitStack) -> Sup
     if options.worker.discord_webhook_url is not None:
         http = await stack.enter_async_context(aiohttp.ClientSession())
         notifier = await stack.enter_async_context(
-            DiscordNotifier(http, options.worker.discord_webhook_url, history=history)
+            DiscordNotifier(
+                http,
+                options.worker.discord_webhook_url,
+                history=history,
+                charts=AlertChartRenderer(CandleCache(redis, options.cache)),
+            )
         )
         sinks.append(notifier)
     wid = worker_id()

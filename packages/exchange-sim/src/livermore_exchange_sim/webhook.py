@@ -2,6 +2,9 @@
 
 `POST /webhook/{name}` records the JSON body (Discord `content`/`embeds`) and answers 204 with
 `X-RateLimit-Limit/Remaining/Reset/Reset-After` headers; `GET /webhook/{name}` lists the posts.
+A `multipart/form-data` post (Discord's way to attach files) is recorded as its `payload_json`
+part plus `"_files": [{"field", "filename", "content_type", "size"}]`; the bytes themselves are
+kept in `WebhookSink.files` (newest `_KEEP`) by (name, post index, field).
 `WebhookSink.throttle(count, retry_after_s)` makes the next `count` posts answer 429 with
 Discord's `{"message", "retry_after", "global"}` body and a `Retry-After` header (HTTP:
 `POST /_sim/webhook/throttle {"count": 1, "retry_after_s": 0.5}`).
@@ -15,7 +18,7 @@ import time
 from collections import deque
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 _LIMIT = 5
 _KEEP = 1000
@@ -26,6 +29,9 @@ class WebhookSink:
 
     def __init__(self) -> None:
         self.posts: dict[str, deque[dict[str, Any]]] = {}
+        self.files: dict[tuple[str, int, str], bytes] = {}
+        """Attached file bytes by (webhook name, index of the post since start, form field)."""
+        self._count: dict[str, int] = {}
         self._throttle_left = 0
         self._retry_after_s = 1.0
         self._received = asyncio.Event()
@@ -65,9 +71,13 @@ class WebhookSink:
                 "X-RateLimit-Scope": "user",
             }
             return web.json_response(body, status=429, headers=headers)
+        files: dict[str, bytes] = {}
         try:
-            payload = await request.json()
-        except json.JSONDecodeError:
+            if request.content_type == "multipart/form-data":
+                payload, files = await _read_multipart(request)
+            else:
+                payload = await request.json()
+        except (json.JSONDecodeError, ValueError):
             return web.json_response(
                 {"message": "Cannot send an empty message", "code": 50006}, status=400
             )
@@ -77,6 +87,11 @@ class WebhookSink:
             )
         queue = self.posts.setdefault(name, deque(maxlen=_KEEP))
         queue.append(payload)
+        for part_name, content in files.items():
+            self.files[(name, self._count.get(name, 0), part_name)] = content
+        while len(self.files) > _KEEP:
+            del self.files[next(iter(self.files))]
+        self._count[name] = self._count.get(name, 0) + 1
         self._received.set()
         remaining = _LIMIT - 1 - (len(queue) - 1) % _LIMIT
         headers = {
@@ -98,6 +113,10 @@ class WebhookSink:
         self.throttle(int(body.get("count", 1)), float(body.get("retry_after_s", 1.0)))
         return web.json_response({"throttled": self._throttle_left})
 
+    def file(self, name: str, index: int, field: str = "files[0]") -> bytes | None:
+        """Return the bytes of a file attached to the `index`-th post to `name`."""
+        return self.files.get((name, index, field))
+
     def routes(self) -> list[web.RouteDef]:
         """Return the routes (absolute paths)."""
         return [
@@ -105,3 +124,31 @@ class WebhookSink:
             web.get("/webhook/{name}", self.list_posts),
             web.post("/_sim/webhook/throttle", self.set_throttle),
         ]
+
+
+async def _read_multipart(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Return a multipart post's `payload_json` (with a `_files` summary) and its files' bytes."""
+    reader = await request.multipart()
+    payload: dict[str, Any] | None = None
+    files: dict[str, bytes] = {}
+    summary: list[dict[str, Any]] = []
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or part.name is None:
+            raise ValueError("nested multipart is not supported")
+        content = await part.read(decode=True)
+        if part.name == "payload_json":
+            payload = json.loads(content)
+        else:
+            files[part.name] = bytes(content)
+            summary.append(
+                {
+                    "field": part.name,
+                    "filename": part.filename,
+                    "content_type": part.headers.get("Content-Type"),
+                    "size": len(content),
+                }
+            )
+    if not isinstance(payload, dict):
+        raise ValueError("a multipart post needs a payload_json object")
+    payload["_files"] = summary
+    return payload, files

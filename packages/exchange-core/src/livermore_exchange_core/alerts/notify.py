@@ -6,12 +6,18 @@ a 429's `retry_after` (JSON body) or `Retry-After` header; network errors and 5x
 backoff a few times. Each result is recorded on the alert's `alert_history` row through the
 `AlertHistoryWriter`. The webhook URL carries its token, so it is never logged: errors are
 reported by type and status only.
+
+With an `AlertChartRenderer`, each embed carries a PNG of the series' last bars with MACD-V and
+the alert marked, posted as Discord expects files: `multipart/form-data` with `payload_json` and
+`files[0]`, the embed's image pointing at `attachment://chart.png`. No chart (a failure, a
+timeout, no bars) means the plain JSON embed, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Mapping
 from types import TracebackType
@@ -21,6 +27,7 @@ import aiohttp
 import structlog
 from pydantic import SecretStr
 
+from livermore_exchange_core.alerts.chart import AlertChartRenderer
 from livermore_exchange_core.alerts.history import AlertHistoryWriter
 from livermore_schema.alerts import AlertEvent, TimeframeContext
 from livermore_schema.enums import AlertDirection
@@ -33,6 +40,8 @@ FOOTER = "Livermore Trading System"
 """Footer text of every alert embed."""
 MAX_RETRY_AFTER_S = 60.0
 """Longest wait a 429 may impose before the next attempt."""
+CHART_FILENAME = "chart.png"
+"""Name of the attached chart; the embed's image refers to it as `attachment://chart.png`."""
 
 
 def _fmt(value: float | None) -> str:
@@ -95,6 +104,21 @@ def build_embed(event: AlertEvent, details: Mapping[str, Any]) -> dict[str, Any]
     }
 
 
+def with_chart(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of an embed body whose first embed shows the attached chart."""
+    embeds = [dict(embed) for embed in body["embeds"]]
+    embeds[0]["image"] = {"url": f"attachment://{CHART_FILENAME}"}
+    return {**body, "embeds": embeds, "attachments": [{"id": 0, "filename": CHART_FILENAME}]}
+
+
+def _multipart(body: Mapping[str, Any], png: bytes) -> aiohttp.FormData:
+    """Build a fresh form for one attempt (a sent FormData cannot be sent again)."""
+    form = aiohttp.FormData()
+    form.add_field("payload_json", json.dumps(body), content_type="application/json")
+    form.add_field("files[0]", png, filename=CHART_FILENAME, content_type="image/png")
+    return form
+
+
 class DiscordNotifier:
     """Queues alert embeds and posts them to one webhook; use it as an async context manager."""
 
@@ -104,12 +128,14 @@ class DiscordNotifier:
         webhook_url: SecretStr,
         *,
         history: AlertHistoryWriter | None = None,
+        charts: AlertChartRenderer | None = None,
         max_attempts: int = 5,
         backoff_s: float = 1.0,
     ) -> None:
         self._session = session
         self._url = webhook_url
         self._history = history
+        self._charts = charts
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
         self._queue: asyncio.Queue[tuple[AlertEvent, dict[str, Any]]] = asyncio.Queue()
@@ -144,8 +170,16 @@ class DiscordNotifier:
         while True:
             event, details = await self._queue.get()
             try:
-                sent, error = await self.deliver(build_embed(event, details))
-                log.info("discord.result", alert_id=str(event.id), sent=sent, error=error)
+                png = await self._charts.render(event) if self._charts is not None else None
+                body = build_embed(event, details)
+                sent, error = await self.deliver(with_chart(body) if png else body, png)
+                log.info(
+                    "discord.result",
+                    alert_id=str(event.id),
+                    sent=sent,
+                    error=error,
+                    chart=bool(png),
+                )
                 if self._history is not None:
                     await self._history.record_notification(event.id, sent, error)
             except Exception as exc:  # never let one alert stop the sender
@@ -153,14 +187,19 @@ class DiscordNotifier:
             finally:
                 self._queue.task_done()
 
-    async def deliver(self, body: Mapping[str, Any]) -> tuple[bool, str | None]:
-        """Post one body within the rate limit; return (sent, error)."""
+    async def deliver(
+        self, body: Mapping[str, Any], png: bytes | None = None
+    ) -> tuple[bool, str | None]:
+        """Post one body (with `png` attached) within the rate limit; return (sent, error)."""
         error: str | None = None
         for attempt in range(1, self._max_attempts + 1):
             await self._wait_for_bucket()
             try:
+                payload: dict[str, Any] = (
+                    {"data": _multipart(body, png)} if png is not None else {"json": body}
+                )
                 async with self._session.post(
-                    self._url.get_secret_value(), json=body, allow_redirects=False
+                    self._url.get_secret_value(), allow_redirects=False, **payload
                 ) as response:
                     self._track_bucket(response.headers)
                     if response.status < 300:
