@@ -14,9 +14,11 @@ from redis.asyncio.cluster import RedisCluster
 from livermore_cache import channels
 from livermore_cache.candles import CandleCache
 from livermore_cache.client import connect_redis, is_store_error
+from livermore_cache.commands import CommandInbox, PublishedCommandBridge
 from livermore_cache.indicators import IndicatorCache
 from livermore_cache.pubsub import Publisher, Subscription
 from livermore_cache.status import StatusStore
+from livermore_schema.control import StartCommand
 from livermore_schema.enums import ConnectionState, Timeframe
 from livermore_schema.market import Candle
 from livermore_schema.settings import CacheSettings, RedisSettings
@@ -96,6 +98,25 @@ async def test_subscription_on_a_fresh_cluster_client_receives_classic_publish(
                 got_channel, got = await anext(aiter(sub))
         assert (got_channel, got) == (channel, bar)
     finally:
+        await fresh.aclose()
+
+
+async def test_a_command_published_on_the_cluster_is_bridged_into_its_stream(
+    redis_cluster: Any, redis_cluster_settings: RedisSettings
+) -> None:
+    fresh = connect_redis(redis_cluster_settings)  # the bridge's client has no slot map yet
+    bridge = PublishedCommandBridge(fresh, 4)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    serving = asyncio.create_task(bridge.serve(stop, 0.05, ready=ready))
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        raw = StartCommand().model_dump_json()
+        assert await redis_cluster.publish(channels.commands_channel(4), raw) >= 1
+        got = await CommandInbox(redis_cluster, 4, "host:1").next(timeout=10)
+        assert got is not None and got[1] == raw
+    finally:
+        stop.set()
+        await asyncio.wait_for(serving, 10)
         await fresh.aclose()
 
 

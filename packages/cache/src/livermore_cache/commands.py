@@ -23,8 +23,8 @@ from typing import Any
 from uuid import UUID
 
 import structlog
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError, ResponseError
 
 from livermore_cache import channels, keys
 from livermore_cache.client import RedisClient
@@ -253,24 +253,39 @@ class PublishedCommandBridge:
         """Bridge published commands until `stop` is set; `ready` is set once subscribed."""
         channel = channels.commands_channel(self._exchange_id)
         while not stop.is_set():
-            pubsub: Any = self._redis.pubsub()
             try:
-                await pubsub.subscribe(channel)
-                while not stop.is_set():
-                    message = await pubsub.get_message(
-                        ignore_subscribe_messages=False, timeout=poll_s
-                    )
-                    if message is None:
-                        continue
-                    if message["type"] == "subscribe" and ready is not None:
-                        ready.set()
-                    elif message["type"] == "message":
-                        await self.admit(_text(message["data"]))
-            except (RedisConnectionError, OSError) as err:
+                await self._bridge(channel, stop, poll_s, ready)
+            except (RedisError, OSError) as err:  # Redis restarted or failed over: subscribe again
                 log.warning("commands.bridge_reconnect", error=repr(err))
                 await asyncio.sleep(poll_s)
-            finally:
-                await pubsub.aclose()
+            except Exception:  # the stream path still works: never take the worker down
+                log.exception("commands.bridge_crashed")
+                await asyncio.sleep(poll_s)
+
+    async def _bridge(
+        self, channel: str, stop: asyncio.Event, poll_s: float, ready: asyncio.Event | None
+    ) -> None:
+        if isinstance(self._redis, RedisCluster):
+            await self._redis.initialize()  # the cluster pubsub needs the slot map
+        pubsub: Any = self._redis.pubsub()
+        try:
+            await pubsub.subscribe(channel)
+            while not stop.is_set():
+                message = await pubsub.get_message(ignore_subscribe_messages=False, timeout=poll_s)
+                if message is None:
+                    continue
+                if message["type"] == "subscribe" and ready is not None:
+                    ready.set()
+                elif message["type"] == "message":
+                    raw = _text(message["data"])
+                    try:
+                        await self.admit(raw)
+                    except RedisError:
+                        raise
+                    except Exception:  # one bad message never stops the bridge
+                        log.exception("commands.bridge_failed", raw=raw[:300])
+        finally:
+            await pubsub.aclose()
 
 
 def _decode(entry: Any) -> tuple[str, str]:
