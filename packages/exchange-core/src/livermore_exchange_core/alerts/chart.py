@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import structlog
-from matplotlib.figure import Figure
 
 from livermore_cache.candles import CandleCache
 from livermore_exchange_core.indicators.macdv import MacdVPoint, macd_v_series
@@ -42,6 +41,9 @@ def render_alert_chart(
     candles: Sequence[Candle], points: Sequence[MacdVPoint], event: AlertEvent
 ) -> bytes:
     """Return a PNG of `candles` over their MACD-V `points`, with the alert's bar marked."""
+    # Imported here: a worker without a Discord webhook never loads matplotlib (~30 MB).
+    from matplotlib.figure import Figure
+
     by_time = {p.open_time: p for p in points}
     xs = list(range(len(candles)))
     fig = Figure(figsize=(8, 4.5), dpi=100)
