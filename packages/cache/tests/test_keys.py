@@ -32,6 +32,11 @@ MACDV = IndicatorType.MACD_V
             "alertcooldown:1:BTC-USD:5m:level_-150",
         ),
         (keys.alert_outbox_key(2), "alertoutbox:2"),
+        (
+            keys.confluence_claim_key("bitcoin", M5, "level", "down"),
+            "alertconfluence:bitcoin:5m:level:down",
+        ),
+        (keys.confluence_outbox_key(), "alertoutbox:confluence"),
         (keys.candles_pattern(1), "candles:1:*:*"),
         (keys.candles_pattern(1, "BTC-USD"), "candles:1:BTC-USD:*"),
         (keys.candles_pattern(1, timeframe="5m"), "candles:1:*:5m"),

@@ -13,6 +13,7 @@ from livermore_cache.indicators import IndicatorCache
 from livermore_cache.pubsub import Publisher, alert_stream
 from livermore_cache.tickers import TickerCache
 from livermore_exchange_core.alerts.evaluator import AlertEvaluator, FanOutSink
+from livermore_exchange_core.symbols import AssetMap, ListedSymbol
 from livermore_schema.alerts import AlertEvent
 from livermore_schema.enums import (
     AlertDirection,
@@ -395,3 +396,28 @@ async def test_a_delayed_bar_says_so_in_its_event_and_its_details(
     )
     [(_, details)] = sink.items
     assert (details["direction"], details["delayed"]) == ("up", True)
+
+
+@pytest.mark.usefixtures("ticker")
+async def test_events_name_their_asset_and_quote_from_the_asset_map(
+    redis: Any, settings: CacheSettings
+) -> None:
+    listed = [ListedSymbol(1, SYMBOL, "BTC", "USD", "bitcoin")]
+    evaluator = AlertEvaluator(
+        redis,
+        IndicatorCache(redis, settings),
+        TickerCache(redis, settings),
+        CandleCache(redis, settings),
+        Publisher(redis, settings),
+        exchange_id=1,
+        exchange_name="coinbase",
+        assets=AssetMap(listed),
+    )
+    await evaluator.evaluate(reading(-140.0, 0))
+    [event] = await evaluator.evaluate(reading(-160.0, 1))
+    unmapped = make_evaluator(redis, settings)
+    await unmapped.evaluate(reading(-140.0, 0, tf=Timeframe.M5))
+    [bare] = await unmapped.evaluate(reading(-160.0, 1, tf=Timeframe.M5))
+
+    assert (event.asset, event.quote) == ("bitcoin", "USD")
+    assert (bare.asset, bare.quote) == (None, None)

@@ -7,7 +7,8 @@ import livermore_schema
 
 EXPECTED = {
     # messages
-    "AlertEvent", "TimeframeContext", "Candle", "Ticker", "OrderBookLevel", "OrderBookTop",
+    "AlertEvent", "TimeframeContext", "ConfluenceVenue", "LocalSymbol",
+    "Candle", "Ticker", "OrderBookLevel", "OrderBookTop",
     "IndicatorValue", "MacdVValues", "ConnectionStatus", "LifecycleEvent", "StartupProgress",
     "COMMAND_ADAPTER", "COMMAND_TTL", "Command", "CommandResponse", "parse_command",
     "AddSymbolCommand", "BulkAddSymbolsCommand", "ClearCacheCommand", "ForceBackfillCommand",

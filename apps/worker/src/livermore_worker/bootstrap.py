@@ -38,6 +38,7 @@ from livermore_exchange_core.symbols import (
     SymbolSourceService,
     UnknownUserError,
     UserContext,
+    load_asset_map,
     load_user_context,
 )
 from livermore_schema.db import async_session_factory, check_connection, create_async_engine
@@ -159,6 +160,8 @@ async def build_supervisor(options: WorkerOptions, stack: AsyncExitStack) -> Sup
         sinks.append(notifier)
     wid = worker_id()
     metrics = WorkerMetrics(config.name.value, wid)
+    # Small (a few columns per listed symbol); read once so alerts carry asset and quote.
+    assets = await load_asset_map(sessions, [config.exchange_id])  # type: ignore[arg-type]
     services = Services(
         redis=redis,
         exchange=config,
@@ -170,6 +173,7 @@ async def build_supervisor(options: WorkerOptions, stack: AsyncExitStack) -> Sup
         publisher=Publisher(redis, options.cache),
         alert_sink=FanOutSink(*sinks),
         user_id=user.user_id if user else None,
+        assets=assets,
     )
     identity = WorkerIdentity(wid, user, options.process.exchange_clock_rate)
     worker = Worker(

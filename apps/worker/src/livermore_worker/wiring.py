@@ -41,6 +41,7 @@ from livermore_exchange_core.indicators.calculator import IndicatorCalculator
 from livermore_exchange_core.pipeline import CandlePipeline
 from livermore_exchange_core.reconciliation import GapRepairer
 from livermore_exchange_core.stage import ClosedBarStage
+from livermore_exchange_core.symbols.assets import AssetMap
 from livermore_schema.enums import RUNTIME_TIMEFRAMES, ExchangeName, Timeframe, WorkerMode
 from livermore_schema.settings import CacheSettings, WorkerSettings
 
@@ -88,6 +89,7 @@ class Services:
     publisher: Publisher
     alert_sink: AlertSink | None
     user_id: int | None
+    assets: AssetMap | None = None
 
 
 class StreamingSession:
@@ -318,6 +320,7 @@ class StreamingSession:
             cooldown_s=profile.cooldown_s,
             timeframes=profile.timeframes,
             sink=self._s.alert_sink,
+            assets=self._s.assets,
         )
 
     def _boundary(self, symbols: Sequence[str]) -> BoundaryRestService:

@@ -36,6 +36,11 @@ def alerts_channel(exchange_id: int) -> str:
     return f"channel:alerts:{exchange_id}"
 
 
+def confluence_channel() -> str:
+    """Confluence alerts: one asset signalling alike on two or more exchanges (SPEC 7)."""
+    return "channel:alerts:confluence"
+
+
 def lifecycle_channel(exchange_id: int) -> str:
     """Lifecycle events of an exchange's worker."""
     return f"channel:exchange:{exchange_id}:lifecycle"
@@ -54,7 +59,7 @@ def responses_channel(exchange_id: int) -> str:
 # ------------------------------------------------------------------ patterns
 
 ALL_ALERTS_PATTERN = "channel:alerts:*"
-"""Pattern matching every exchange's alert channel."""
+"""Pattern matching every exchange's alert channel (and the confluence channel)."""
 
 
 def candle_close_pattern(exchange_id: int | str = "*") -> str:

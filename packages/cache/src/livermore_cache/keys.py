@@ -93,6 +93,16 @@ def alert_outbox_key(exchange_id: int) -> str:
     return f"alertoutbox:{exchange_id}"
 
 
+def confluence_claim_key(asset: str, timeframe: Timeframe, kind: str, direction: str) -> str:
+    """Exchange time of the last confluence published for one asset, signal kind and direction."""
+    return f"alertconfluence:{asset}:{timeframe.value}:{kind}:{direction}"
+
+
+def confluence_outbox_key() -> str:
+    """Confluence alerts published but not yet stored in PostgreSQL."""
+    return "alertoutbox:confluence"
+
+
 # Patterns for SCAN (clear-cache, symbol removal). Symbols never contain ':' or glob characters.
 
 

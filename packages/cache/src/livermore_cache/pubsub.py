@@ -15,6 +15,7 @@ from livermore_cache import channels
 from livermore_cache.batch import WriteBatch
 from livermore_cache.client import RedisClient
 from livermore_schema.alerts import AlertEvent
+from livermore_schema.enums import AlertType
 from livermore_schema.indicators import IndicatorValue
 from livermore_schema.market import Candle, Ticker
 from livermore_schema.settings import CacheSettings
@@ -90,8 +91,11 @@ class Publisher:
         batch.add("PUBLISH", channel, value.model_dump_json())
 
     async def publish_alert(self, event: AlertEvent) -> int:
-        """Publish an alert on its exchange's channel; return the receiver count."""
-        channel = channels.alerts_channel(event.exchange_id)
+        """Publish an alert on its exchange's channel (confluence: its own); return receivers."""
+        if event.alert_type is AlertType.CONFLUENCE:
+            channel = channels.confluence_channel()
+        else:
+            channel = channels.alerts_channel(event.exchange_id)
         return int(await self._redis.publish(channel, event.model_dump_json()))
 
     def add_alert(self, batch: WriteBatch, event: AlertEvent) -> None:

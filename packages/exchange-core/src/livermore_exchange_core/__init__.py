@@ -10,10 +10,13 @@ from livermore_exchange_core.adapters.coinbase.adapter import CoinbaseAdapter
 from livermore_exchange_core.alerts import (
     AlertEvaluator,
     AlertHistoryWriter,
+    AlertSelection,
     AlertSink,
+    ConfluenceWatcher,
     DiscordNotifier,
     FanOutSink,
     alert_stream,
+    select_alert,
 )
 from livermore_exchange_core.backfill import BackfillProgress, BackfillReport, StartupBackfill
 from livermore_exchange_core.backoff import Backoff, BackoffPolicy
@@ -52,7 +55,13 @@ from livermore_exchange_core.indicators import (
 from livermore_exchange_core.pipeline import CandlePipeline
 from livermore_exchange_core.ratelimit import RateLimiter, rate_limiter_for
 from livermore_exchange_core.reconciliation import Gap, GapRepairer, detect_gaps
-from livermore_exchange_core.symbols import SourcedSymbol, SymbolSourceService, UserContext
+from livermore_exchange_core.symbols import (
+    AssetMap,
+    SourcedSymbol,
+    SymbolSourceService,
+    UserContext,
+    load_asset_map,
+)
 from livermore_exchange_core.symbols.positions import PositionSync
 from livermore_exchange_core.symbols.refresh import SymbolRefresh
 from livermore_exchange_core.websocket import ConnectionAttemptLimiter, SocketPolicy
@@ -104,12 +113,17 @@ __all__ = [  # noqa: RUF022
     "AlertHistoryWriter",
     "DiscordNotifier",
     "alert_stream",
+    "ConfluenceWatcher",
+    "AlertSelection",
+    "select_alert",
     # symbols
     "SymbolSourceService",
     "SourcedSymbol",
     "UserContext",
     "SymbolRefresh",
     "PositionSync",
+    "AssetMap",
+    "load_asset_map",
     # errors (retryable vs fatal)
     "LivermoreExchangeError",
     "RetryableError",

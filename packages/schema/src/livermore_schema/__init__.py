@@ -1,6 +1,6 @@
 """livermore-schema: message models, enums, timeframes, settings, tables and migrations."""
 
-from livermore_schema.alerts import AlertEvent, TimeframeContext
+from livermore_schema.alerts import AlertEvent, ConfluenceVenue, LocalSymbol, TimeframeContext
 from livermore_schema.control import (
     COMMAND_ADAPTER,
     COMMAND_TTL,
@@ -102,10 +102,12 @@ __all__ = [  # noqa: RUF022
     "ClearCacheCommand",
     "Command",
     "CommandResponse",
+    "ConfluenceVenue",
     "ConnectionStatus",
     "ForceBackfillCommand",
     "IndicatorValue",
     "LifecycleEvent",
+    "LocalSymbol",
     "MacdVValues",
     "OrderBookLevel",
     "OrderBookTop",

@@ -1,4 +1,11 @@
-"""Alert payloads published on `channel:alerts:{exchange_id}`."""
+"""Alert payloads published on `channel:alerts:{exchange_id}` and `channel:alerts:confluence`.
+
+`asset` (the CoinGecko id, else the upper-case base currency) and `quote` let a trader on another
+exchange map a signal to their own symbol. A `confluence` event (alert_type `confluence`) names in
+`venues` every exchange whose trigger joined it; its own exchange/symbol fields are those of the
+trigger that completed it. `local` is set only by the api for a subscriber: their own symbols for
+the alert's asset. All three are additive and optional, so older payloads still validate.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +24,26 @@ class TimeframeContext(Message):
     timeframe: Timeframe
     macd_v: float | None
     stage: Stage
+
+
+class LocalSymbol(Message):
+    """A subscriber's own symbol for an alert's asset, on one of their exchanges."""
+
+    exchange: str = Field(min_length=1)
+    symbol: str = Field(min_length=1)
+
+
+class ConfluenceVenue(Message):
+    """One exchange's trigger inside a confluence alert."""
+
+    alert_id: UUID
+    exchange_id: int = Field(ge=1)
+    exchange: str = Field(min_length=1)
+    symbol: str = Field(min_length=1)
+    trigger_label: str = Field(min_length=1)
+    trigger_value: float
+    price: float = Field(gt=0)
+    triggered_at: datetime
 
 
 class AlertEvent(Message):
@@ -40,6 +67,10 @@ class AlertEvent(Message):
     """`down` for an oversold level or an overbought reversal, `up` for the other two."""
     delayed: bool = False
     """The bar was evaluated after the fact (a revision or a repair), not as it closed live."""
+    asset: str | None = Field(default=None, min_length=1)
+    quote: str | None = Field(default=None, min_length=1)
+    venues: list[ConfluenceVenue] | None = None
+    local: list[LocalSymbol] | None = None
 
     @field_validator("triggered_at")
     @classmethod

@@ -114,6 +114,7 @@ class AlertType(StrEnum):
     """Alert families."""
 
     MACDV = "macdv"
+    CONFLUENCE = "confluence"
 
 
 class AlertDirection(StrEnum):

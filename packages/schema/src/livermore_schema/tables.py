@@ -228,7 +228,10 @@ class AlertHistory(SQLModel, table=True):
     """A fired alert as stored; `uid` is the published `AlertEvent.id`."""
 
     __tablename__ = "alert_history"
-    __table_args__ = (Index("ix_alert_history_exchange_id_symbol", "exchange_id", "symbol"),)
+    __table_args__ = (
+        Index("ix_alert_history_exchange_id_symbol", "exchange_id", "symbol"),
+        Index("ix_alert_history_asset", "asset"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     uid: UUID = Field(sa_type=Uuid, unique=True)
@@ -246,6 +249,8 @@ class AlertHistory(SQLModel, table=True):
     )
     notification_error: str | None = Field(default=None, max_length=500)
     created_at: datetime = _created_at()
+    asset: str | None = Field(default=None, max_length=100)
+    quote: str | None = Field(default=None, max_length=20)
 
 
 Index("ix_alert_history_triggered_at", metadata.tables["alert_history"].c.triggered_at.desc())

@@ -1,12 +1,27 @@
-"""MACD-V alerts: pure rules, the Redis-backed evaluator, history storage and Discord notifications.
+"""MACD-V alerts: rules, evaluator, history, Discord, confluence and per-subscriber selection.
 
 To follow alerts from any set of exchanges, use `alert_stream` (re-exported from
 `livermore_cache.pubsub`): `async with alert_stream(redis, [1, 2]) as alerts: async for ...`.
 """
 
 from livermore_cache.pubsub import alert_stream
+from livermore_exchange_core.alerts.confluence import (
+    Confluence,
+    ConfluenceClaim,
+    ConfluenceDetector,
+    ConfluenceGroup,
+    ConfluenceWatcher,
+    confluence_event,
+    group_of,
+)
 from livermore_exchange_core.alerts.evaluator import AlertEvaluator
 from livermore_exchange_core.alerts.history import AlertHistoryWriter, history_row
+from livermore_exchange_core.alerts.local import (
+    AlertSelection,
+    Holdings,
+    load_holdings,
+    select_alert,
+)
 from livermore_exchange_core.alerts.notify import DiscordNotifier, build_embed
 from livermore_exchange_core.alerts.rules import (
     BIAS_WEIGHTS,
@@ -30,10 +45,17 @@ __all__ = [
     "LEVELS",
     "AlertEvaluator",
     "AlertHistoryWriter",
+    "AlertSelection",
     "AlertSink",
+    "Confluence",
+    "ConfluenceClaim",
+    "ConfluenceDetector",
+    "ConfluenceGroup",
+    "ConfluenceWatcher",
     "Direction",
     "DiscordNotifier",
     "FanOutSink",
+    "Holdings",
     "LevelCrossing",
     "Reversal",
     "RuleOutcome",
@@ -43,9 +65,13 @@ __all__ = [
     "alert_stream",
     "build_embed",
     "compute_bias",
+    "confluence_event",
     "evaluate_rules",
+    "group_of",
     "history_row",
     "level_crossing",
     "level_label",
+    "load_holdings",
     "reversal",
+    "select_alert",
 ]

@@ -58,6 +58,7 @@ from livermore_exchange_core.alerts.rules import Reversal, Trigger, compute_bias
 from livermore_exchange_core.alerts.sinks import AlertSink as AlertSink
 from livermore_exchange_core.alerts.sinks import FanOutSink as FanOutSink
 from livermore_exchange_core.alerts.sinks import alert_details
+from livermore_exchange_core.symbols.assets import AssetMap
 from livermore_schema.alerts import AlertEvent, TimeframeContext
 from livermore_schema.enums import RUNTIME_TIMEFRAMES, Timeframe
 from livermore_schema.indicators import IndicatorValue
@@ -99,6 +100,7 @@ class AlertEvaluator:
         cooldown_s: float = 300.0,
         timeframes: Sequence[Timeframe] = RUNTIME_TIMEFRAMES,
         sink: AlertSink | None = None,
+        assets: AssetMap | None = None,
     ) -> None:
         self._redis = redis
         self._indicators = indicator_cache
@@ -110,6 +112,7 @@ class AlertEvaluator:
         self._cooldown_ms = int(cooldown_s * 1000)
         self._timeframes = tuple(timeframes)
         self._sink = sink
+        self._assets = assets
         self._claim = redis.register_script(CLAIM)
         self._disarm = redis.register_script(DISARM)
         self._cooldown = redis.register_script(COOLDOWN)
@@ -330,6 +333,7 @@ class AlertEvaluator:
         triggered_at = datetime.fromtimestamp(
             (value.open_time + duration_ms(value.timeframe)) / 1000, UTC
         )
+        ref = self._assets.of(value.exchange_id, value.symbol) if self._assets else None
         return [
             (
                 AlertEvent(
@@ -347,6 +351,8 @@ class AlertEvaluator:
                     source_exchange_name=self._exchange_name,
                     direction=trigger.direction,
                     delayed=delayed,
+                    asset=ref.asset if ref else None,
+                    quote=ref.quote if ref else None,
                 ),
                 trigger,
             )

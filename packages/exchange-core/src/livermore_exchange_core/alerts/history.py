@@ -98,6 +98,8 @@ def history_row(
         "details": dict(details),
         "notification_sent": sent,
         "notification_error": None if error is None else error[:MAX_ERROR_CHARS],
+        "asset": event.asset,
+        "quote": event.quote,
     }
 
 

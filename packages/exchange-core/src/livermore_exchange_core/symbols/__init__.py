@@ -1,5 +1,13 @@
 """Symbol sourcing: which symbols a worker streams (tiers) and the universe refresh."""
 
+from livermore_exchange_core.symbols.assets import (
+    AssetMap,
+    AssetRef,
+    ListedSymbol,
+    canonical_asset,
+    load_asset_map,
+    split_symbol,
+)
 from livermore_exchange_core.symbols.source import (
     SourcedSymbol,
     SymbolSource,
@@ -11,11 +19,17 @@ from livermore_exchange_core.symbols.source import (
 )
 
 __all__ = [
+    "AssetMap",
+    "AssetRef",
+    "ListedSymbol",
     "SourcedSymbol",
     "SymbolSource",
     "SymbolSourceService",
     "UnknownUserError",
     "UserContext",
+    "canonical_asset",
+    "load_asset_map",
     "load_user_context",
+    "split_symbol",
     "watchlist_symbols",
 ]
