@@ -46,5 +46,5 @@ async def test_openapi_operations_are_complete(client: TestClient[Any, Any], wor
                 ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
                 assert ref.rsplit("/", 1)[-1] == route.body_model.__name__
     stream = doc["paths"]["/ws/alerts"]["get"]
-    assert {p["name"] for p in stream["parameters"]} == {"exchanges", "token"}
+    assert {p["name"] for p in stream["parameters"]} == {"exchanges", "asset", "mine", "token"}
     assert "CommandRequest" in schemas and "ErrorOut" in schemas

@@ -20,7 +20,13 @@ def create_app(config: ApiConfig) -> web.Application:
     app[METRICS] = ApiMetrics()
     app[ROUTE_TABLE] = ROUTES
     app.cleanup_ctx.extend(
-        [contexts.database_ctx, contexts.redis_ctx, contexts.http_ctx, contexts.streams_ctx]
+        [
+            contexts.database_ctx,
+            contexts.redis_ctx,
+            contexts.http_ctx,
+            contexts.confluence_ctx,
+            contexts.streams_ctx,
+        ]
     )
     app.on_shutdown.append(contexts.close_streams)
     for route in ROUTES:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections.abc import AsyncIterator
 
@@ -11,7 +12,11 @@ import structlog
 from aiohttp import web
 
 from livermore_api import keys
+from livermore_cache import keys as cache_keys
 from livermore_cache.client import connect_redis
+from livermore_cache.pubsub import Publisher
+from livermore_exchange_core.alerts.confluence import ConfluenceWatcher
+from livermore_exchange_core.alerts.history import AlertHistoryWriter
 from livermore_schema.db import async_session_factory, create_async_engine
 
 log = structlog.get_logger(__name__)
@@ -46,6 +51,33 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await session.close()
+
+
+async def confluence_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Run the confluence watcher and store what it publishes (unless turned off)."""
+    config = app[keys.CONFIG]
+    if not config.api.confluence:
+        yield
+        return
+    redis = app[keys.REDIS]
+    outbox = cache_keys.confluence_outbox_key()
+    async with AlertHistoryWriter(app[keys.SESSIONS], redis, outbox_key=outbox) as history:
+        watcher = ConfluenceWatcher(
+            redis,
+            Publisher(redis, config.cache),
+            window_bars=config.api.confluence_window_bars,
+            sink=history,
+        )
+        ready = asyncio.Event()
+        task = asyncio.create_task(watcher.run(ready), name="confluence-watcher")
+        try:
+            with contextlib.suppress(TimeoutError):  # it keeps trying; the api serves meanwhile
+                await asyncio.wait_for(ready.wait(), 10)
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def streams_ctx(app: web.Application) -> AsyncIterator[None]:

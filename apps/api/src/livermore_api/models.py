@@ -130,10 +130,28 @@ class IndicatorQuery(Strict):
     timeframe: Timeframe | None = None
 
 
+AssetList = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=400,
+        pattern=r"^[A-Za-z0-9_.\-]+(,[A-Za-z0-9_.\-]+)*$",
+        description="comma-separated assets: CoinGecko ids or base currencies (bitcoin, BTC)",
+    ),
+]
+
+
 class AlertQuery(PageQuery):
-    """Alert history filters; `since`/`until` are ISO 8601 and bound `triggered_at`."""
+    """Alert history filters; `since`/`until` are ISO 8601 and bound `triggered_at`.
+
+    `asset` keeps alerts of those assets from any exchange; `mine=true` keeps alerts, from any
+    exchange, for the assets of the caller's watchlists and positions, each with `local`: the
+    caller's own symbols for that asset.
+    """
 
     exchange: ExchangeRef | None = None
+    asset: AssetList | None = None
+    mine: bool = False
     symbol: Symbol | None = None
     timeframe: Timeframe | None = None
     since: datetime | None = None
@@ -143,10 +161,14 @@ class AlertQuery(PageQuery):
 class StreamQuery(Strict):
     """Exchanges to follow (comma-separated names or ids; all when omitted).
 
-    `token` is for browsers, which cannot set headers on EventSource or WebSocket.
+    `asset` and `mine` select as on alert history (a confluence passes an exchange filter when
+    any of its venues is selected). `token` is for browsers, which cannot set headers on
+    EventSource or WebSocket.
     """
 
     exchanges: Annotated[str, Field(min_length=1, max_length=400)] | None = None
+    asset: AssetList | None = None
+    mine: bool = False
     token: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
+from livermore_schema.alerts import LocalSymbol
 from livermore_schema.enums import AlertDirection, ConnectionState, SymbolTier, UserRole
 from livermore_schema.indicators import IndicatorValue
 from livermore_schema.market import Candle
@@ -213,6 +214,9 @@ class AlertOut(Resource):
     delayed: bool
     details: dict[str, Any] | None
     notification_sent: bool
+    asset: str | None = None
+    quote: str | None = None
+    local: list[LocalSymbol] | None = None
 
 
 class UserOut(Resource):

@@ -154,6 +154,10 @@ class ApiSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     command_timeout_s: float = Field(default=30.0, gt=0)
+    confluence: bool = True
+    """Run the confluence watcher (`channel:alerts:confluence`) in this api process."""
+    confluence_window_bars: float = Field(default=1.0, gt=0, le=100)
+    """Triggers this many bars of their timeframe apart still make one confluence."""
 
 
 class LogSettings(BaseSettings):

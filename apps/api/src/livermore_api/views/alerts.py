@@ -12,12 +12,17 @@ from livermore_api.models import AlertQuery
 from livermore_api.resources import AlertOut
 from livermore_api.routing import json_response, query_of
 from livermore_api.views.common import resolve_exchange, session
+from livermore_api.views.selection import alert_selection
+from livermore_exchange_core.alerts.local import AlertSelection, Holdings
 from livermore_schema.tables import AlertHistory, Exchange
 
 
-def _out(alert: AlertHistory, exchange_name: str) -> AlertOut:
+def _out(alert: AlertHistory, exchange_name: str, holdings: Holdings | None) -> AlertOut:
     assert alert.id is not None
     details = alert.details or {}
+    local = None
+    if holdings is not None and alert.asset is not None:
+        local = list(holdings.get(alert.asset, ()))
     return AlertOut(
         id=alert.id,
         uid=alert.uid,
@@ -34,18 +39,34 @@ def _out(alert: AlertHistory, exchange_name: str) -> AlertOut:
         delayed=bool(details.get("delayed", False)),
         details=alert.details,
         notification_sent=alert.notification_sent,
+        asset=alert.asset,
+        quote=alert.quote,
+        local=local,
     )
 
 
+def _asset_filters(selection: AlertSelection) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if selection.assets is not None:
+        where.append(col(AlertHistory.asset).in_(sorted(selection.assets)))
+    if selection.holdings is not None:
+        where.append(col(AlertHistory.asset).in_(sorted(selection.holdings)))
+    return where
+
+
 async def list_alerts(request: web.Request) -> web.StreamResponse:
-    """Page through stored alerts, newest first, filtered by exchange, symbol, timeframe, time."""
+    """Page through stored alerts, newest first, filtered by exchange, symbol, time and asset.
+
+    `mine=true`: the caller's assets from any exchange, each alert with their `local` symbols.
+    """
     query = query_of(request, AlertQuery)
     for bound in (query.since, query.until):
         if bound is not None and bound.utcoffset() is None:
             raise ValidationFailedError("since and until need a timezone (e.g. Z or +00:00)")
     if query.since and query.until and query.since > query.until:
         raise ValidationFailedError("since is after until")
-    where: list[ColumnElement[bool]] = []
+    selection = await alert_selection(request, None, query.asset, mine=query.mine)
+    where = _asset_filters(selection)
     async with session(request) as db:
         if query.exchange is not None:
             exchange = await resolve_exchange(db, query.exchange)
@@ -67,7 +88,10 @@ async def list_alerts(request: web.Request) -> web.StreamResponse:
             .limit(query.limit)
             .offset(query.offset)
         )
-        items = [_out(alert, name).model_dump(mode="json") for alert, name in rows.all()]
+        items = [
+            _out(alert, name, selection.holdings).model_dump(mode="json")
+            for alert, name in rows.all()
+        ]
     return json_response(
         {"items": items, "total": total, "limit": query.limit, "offset": query.offset}
     )

@@ -1,5 +1,8 @@
 """Live alerts from any set of exchanges: Server-Sent Events and a WebSocket.
 
+Each client's `exchanges`, `asset` and `mine` choice is applied by `select_alert` to every
+alert (and confluence) heard; in `mine` mode the alert goes out with the caller's `local` symbols.
+
 Both subscribe before answering and then send a `ready` frame, so anything published after a
 client has seen `ready` reaches it. A task reads the subscription into a queue; the sender
 waits on the queue with a timeout to send keep-alives (never cancelling a Redis read midway).
@@ -11,50 +14,58 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from livermore_api import keys
 from livermore_api.models import StreamQuery
 from livermore_api.routing import query_of
-from livermore_api.views.common import redis_of, resolve_exchange, session
+from livermore_api.views.common import redis_of
+from livermore_api.views.selection import alert_selection, exchange_ids_of
 from livermore_cache.pubsub import Subscription, alert_stream
+from livermore_exchange_core.alerts.local import AlertSelection, select_alert
 from livermore_schema.alerts import AlertEvent
 
 _QUEUE_SIZE = 1000
 
 
-async def _exchange_ids(request: web.Request) -> list[int] | None:
-    raw = query_of(request, StreamQuery).exchanges
-    if raw is None:
-        return None
-    refs = [part.strip() for part in raw.split(",") if part.strip()]
-    ids: list[int] = []
-    async with session(request) as db:
-        for ref in dict.fromkeys(refs):
-            exchange = await resolve_exchange(db, ref)
-            assert exchange.id is not None
-            ids.append(exchange.id)
-    return ids or None
+async def _selection(request: web.Request) -> tuple[AlertSelection, dict[str, Any]]:
+    """Return the caller's selection and what the `ready` frame reports of it."""
+    query = query_of(request, StreamQuery)
+    exchange_ids = await exchange_ids_of(request, query.exchanges)
+    selection = await alert_selection(request, exchange_ids, query.asset, mine=query.mine)
+    ready: dict[str, Any] = {"exchanges": exchange_ids}
+    if selection.assets is not None:
+        ready["assets"] = sorted(selection.assets)
+    if selection.holdings is not None:
+        ready["mine"] = sorted(selection.holdings)
+    return selection, ready
 
 
-async def _pump(sub: Subscription[AlertEvent], queue: asyncio.Queue[AlertEvent]) -> None:
+async def _pump(
+    sub: Subscription[AlertEvent], queue: asyncio.Queue[AlertEvent], selection: AlertSelection
+) -> None:
     async for _, event in sub:
+        chosen = select_alert(event, selection)
+        if chosen is None:
+            continue
         with contextlib.suppress(asyncio.QueueFull):
-            queue.put_nowait(event)  # a client this far behind loses alerts, not the server
+            queue.put_nowait(chosen)  # a client this far behind loses alerts, not the server
 
 
 @contextlib.asynccontextmanager
 async def _following(
-    request: web.Request, exchange_ids: list[int] | None
+    request: web.Request, selection: AlertSelection
 ) -> AsyncIterator[asyncio.Queue[AlertEvent]]:
     """Subscribe, then yield a queue of alerts fed by a task owned by this context."""
     task = asyncio.current_task()
     if task is not None:
         request.app[keys.STREAMS].add(task)
     queue: asyncio.Queue[AlertEvent] = asyncio.Queue(maxsize=_QUEUE_SIZE)
-    async with alert_stream(redis_of(request), exchange_ids) as sub:
-        pump = asyncio.create_task(_pump(sub, queue), name="alert-stream-pump")
+    # Every channel (the confluence one too): a confluence passes if any of its venues is chosen.
+    async with alert_stream(redis_of(request)) as sub:
+        pump = asyncio.create_task(_pump(sub, queue, selection), name="alert-stream-pump")
         try:
             yield queue
         finally:
@@ -72,7 +83,7 @@ async def _next(queue: asyncio.Queue[AlertEvent], ping_s: float) -> AlertEvent |
 
 async def stream_alerts_sse(request: web.Request) -> web.StreamResponse:
     """Serve alerts as `text/event-stream` until the client goes away."""
-    exchange_ids = await _exchange_ids(request)
+    selection, ready_info = await _selection(request)
     ping_s = request.app[keys.CONFIG].stream_ping_s
     response = web.StreamResponse(
         headers={
@@ -81,9 +92,9 @@ async def stream_alerts_sse(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",
         }
     )
-    async with _following(request, exchange_ids) as queue:
+    async with _following(request, selection) as queue:
         await response.prepare(request)
-        ready = json.dumps({"exchanges": exchange_ids})
+        ready = json.dumps(ready_info)
         try:
             await response.write(f"event: ready\ndata: {ready}\n\n".encode())
             while True:
@@ -106,13 +117,13 @@ async def _drain(ws: web.WebSocketResponse) -> None:
 
 async def stream_alerts_ws(request: web.Request) -> web.StreamResponse:
     """Serve alerts on a WebSocket as `{"type": "alert", "alert": {...}}` frames."""
-    exchange_ids = await _exchange_ids(request)
+    selection, ready_info = await _selection(request)
     ws = web.WebSocketResponse(heartbeat=request.app[keys.CONFIG].stream_ping_s)
-    async with _following(request, exchange_ids) as queue:
+    async with _following(request, selection) as queue:
         await ws.prepare(request)
         reader = asyncio.create_task(_drain(ws), name="alert-ws-reader")
         try:
-            await ws.send_json({"type": "ready", "exchanges": exchange_ids})
+            await ws.send_json({"type": "ready", **ready_info})
             while not reader.done():
                 getter = asyncio.ensure_future(queue.get())
                 await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)

@@ -187,7 +187,11 @@ def confluence_event(confluence: Confluence) -> AlertEvent:
 
 def confluence_details(event: AlertEvent) -> dict[str, Any]:
     """Return the `alert_history.details` JSON of a confluence alert."""
-    return {"venues": [v.model_dump(mode="json") for v in event.venues or []]}
+    return {
+        "direction": event.direction.value,
+        "delayed": event.delayed,
+        "venues": [v.model_dump(mode="json") for v in event.venues or []],
+    }
 
 
 class ConfluenceWatcher:
@@ -219,6 +223,9 @@ class ConfluenceWatcher:
                     async for _, event in alerts:
                         await self.handle(event)
             except (RedisError, OSError) as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError from exc  # a client turned the cancel into this
                 log.warning("confluence.resubscribe", error=repr(exc), delay_s=self._retry_s)
                 await asyncio.sleep(self._retry_s)
 

@@ -104,26 +104,32 @@ def history_row(
 
 
 class AlertHistoryWriter:
-    """Stores published alerts of one exchange in PostgreSQL; use it as an async context manager."""
+    """Stores published alerts of one exchange in PostgreSQL; use it as an async context manager.
+
+    `outbox_key` instead of `exchange_id` gives another outbox (the confluence alerts' one).
+    """
 
     def __init__(
         self,
         session_factory: async_sessionmaker[AsyncSession],
         redis: RedisClient,
         *,
-        exchange_id: int,
+        exchange_id: int | None = None,
+        outbox_key: str | None = None,
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
     ) -> None:
+        if (exchange_id is None) == (outbox_key is None):
+            raise ValueError("give exactly one of exchange_id and outbox_key")
         self._sessions = session_factory
         self._redis = redis
-        self._outbox = keys.alert_outbox_key(exchange_id)
+        self._outbox = outbox_key or keys.alert_outbox_key(exchange_id or 0)
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
         self._queue: asyncio.Queue[_Insert | _Notify] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._patch = redis.register_script(_PATCH)
-        self._log = log.bind(exchange_id=exchange_id)
+        self._log = log.bind(exchange_id=exchange_id, outbox=self._outbox)
 
     async def __aenter__(self) -> AlertHistoryWriter:
         pending = await self.pending()
@@ -176,6 +182,7 @@ class AlertHistoryWriter:
                 self._log.error("alert_history.failed", alert_id=op.uid, error=_summary(exc))
             finally:
                 self._queue.task_done()
+            _raise_if_cancelling()
 
     async def _apply_until_done(self, op: _Insert | _Notify) -> None:
         delay = self._retry_initial_s
@@ -193,6 +200,7 @@ class AlertHistoryWriter:
             except sa_exc.DBAPIError as exc:  # bad data: left in the outbox for a later drain
                 self._log.error("alert_history.rejected", alert_id=op.uid, error=_summary(exc))
                 return
+            _raise_if_cancelling()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._retry_max_s)
 
@@ -223,6 +231,13 @@ class AlertHistoryWriter:
         async with self._sessions() as session:
             await session.exec(statement)
             await session.commit()
+
+
+def _raise_if_cancelling() -> None:
+    """Re-raise a cancellation a driver turned into an error (else `__aexit__` waits forever)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _summary(exc: BaseException) -> str:
