@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from livermore_cache import keys
 from livermore_cache.candles import CandleCache
 from livermore_cache.commands import CommandBus
 from livermore_cache.status import StatusStore
@@ -24,6 +25,7 @@ from livermore_schema.enums import (
     ResponseStatus,
     Timeframe,
     WorkerMode,
+    WorkerRole,
 )
 from livermore_schema.settings import CacheSettings
 
@@ -131,3 +133,50 @@ async def test_worker_on_the_cluster_backfills_streams_and_answers_commands(
 
         worker.terminate()
         assert await worker.wait_exit(20) == 0, worker.tail()
+
+
+async def test_killing_the_master_of_the_lease_slot_mid_stream_loses_no_bar(
+    seeded_symbols: dict[int, tuple[str, ...]],
+    spawn_cluster_worker: Callable[..., Any],
+    redis_cluster: Any,
+    redis_cluster_nodes: Any,
+    poll_until: Any,
+) -> None:
+    start_ms = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS
+    statuses = StatusStore(redis_cluster)
+    async with running_sim(seed=5, speed=60.0, symbols=["BTC", "ETH"], start_ms=start_ms) as sim:
+        worker = spawn_cluster_worker("binance", "--autostart", sim=sim)
+
+        async def serving(since: float) -> Any:
+            status = await statuses.read(BINANCE)
+            ok = (
+                status is not None
+                and status.connection_state is ConnectionState.CONNECTED
+                and status.role is WorkerRole.ACTIVE
+                and status.last_heartbeat.timestamp() > since
+            )
+            return status if ok else None
+
+        first = await poll_until(lambda: serving(0), 90, "connected on the cluster")
+        master = redis_cluster.get_node_from_key(keys.lease_key(BINANCE))
+        redis_cluster_nodes.kill(master.port)
+        killed_at, killed_wall = time.monotonic(), time.time()
+        killed_sim_ms = sim.clock.now_ms()
+        try:
+            after = await poll_until(lambda: serving(killed_wall + 1), 60, "serving again")
+            back_s = time.monotonic() - killed_at
+            assert worker.proc.poll() is None, worker.tail()
+            assert after.worker_id == first.worker_id
+            since = (killed_sim_ms // MINUTE_MS - 10) * MINUTE_MS
+            for symbol in seeded_symbols[BINANCE]:
+                await _truth_matches(sim, candles_of(redis_cluster), symbol, since, poll_until)
+            print(f"failover of the lease master survived; serving again after {back_s:.1f} s")
+        finally:
+            redis_cluster_nodes.restart(master.port)
+        worker.terminate()
+        assert await worker.wait_exit(20) == 0, worker.tail()
+
+
+def candles_of(redis: Any) -> CandleCache:
+    """A candle cache reader on `redis`."""
+    return CandleCache(redis, CacheSettings())

@@ -23,6 +23,7 @@ from sqlmodel import select
 from livermore_cache.candles import CandleCache
 from livermore_cache.client import connect_redis
 from livermore_cache.commands import command_queue_depth
+from livermore_cache.fence import LeaseFence
 from livermore_cache.indicators import IndicatorCache
 from livermore_cache.pubsub import Publisher
 from livermore_cache.status import StatusStore
@@ -132,7 +133,10 @@ async def _exchange_config(
 async def build_supervisor(options: WorkerOptions, stack: AsyncExitStack) -> Supervisor:
     """Check every dependency and return a ready supervisor; raise `StartupError` on failure."""
     await _ping_redis(options.redis)
-    redis = connect_redis(options.redis)
+    # Every write of this worker passes the lease's fence; a write waits for a pending renew at
+    # most as long as a store command may retry.
+    fence = LeaseFence(hold_s=options.redis.retry_budget_s)
+    redis = connect_redis(options.redis, fence=fence)
     stack.push_async_callback(redis.aclose)
     config, sessions = await _exchange_config(options, stack)
     user: UserContext | None = None
@@ -184,7 +188,7 @@ async def build_supervisor(options: WorkerOptions, stack: AsyncExitStack) -> Sup
         RunningStateStore(redis, config.exchange_id),
     )
     ttl = lease_ttl_s(options.worker.heartbeat_interval_s)
-    lease = ExchangeLease(redis, config.exchange_id, identity.worker_id, ttl)
+    lease = ExchangeLease(redis, config.exchange_id, identity.worker_id, ttl, fence)
 
     port = options.process.worker_metrics_port
     if port is not None:

@@ -5,6 +5,11 @@ heartbeat with a compare-and-extend script, so a worker that lost it (it stalled
 another took over) can never extend someone else's lease. The TTL is a few heartbeats: a worker
 killed with -9 stops renewing and a standby polling the key takes over when it lapses.
 
+Fencing: every successful acquire or renew extends the client's `LeaseFence` to the send time
+plus the TTL minus a margin (monotonic), so the worker's writes stop before the lease can have
+lapsed on the server; a renew that finds the key gone (it lapsed while the store failed over and
+nobody took it) takes it again, one that finds another holder revokes the fence.
+
 The active worker persists its running state (started, paused, mode, symbol set, user) in
 `worker_state_key`, so whoever holds the lease next resumes exactly where it left off; a clean
 shutdown saves it as stopped, so that the next worker starts idle.
@@ -12,17 +17,24 @@ shutdown saves it as stopped, so that the next worker starts idle.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from livermore_cache import keys
 from livermore_cache.client import RedisClient
+from livermore_cache.fence import LeaseFence, exempt
 from livermore_schema.enums import SymbolTier, WorkerMode
 
 _EXTEND = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
 end
 return 0
 """
@@ -43,32 +55,67 @@ def _text(raw: Any) -> str | None:
 class ExchangeLease:
     """The lease that makes one worker the active one for an exchange."""
 
-    def __init__(self, redis: RedisClient, exchange_id: int, holder: str, ttl_s: float) -> None:
+    def __init__(
+        self,
+        redis: RedisClient,
+        exchange_id: int,
+        holder: str,
+        ttl_s: float,
+        fence: LeaseFence | None = None,
+    ) -> None:
         self._redis = redis
         self._key = keys.lease_key(exchange_id)
         self._holder = holder
+        self._ttl_s = ttl_s
         self._ttl_ms = max(1, int(ttl_s * 1000))
         self._extend = redis.register_script(_EXTEND)
         self._release = redis.register_script(_RELEASE)
+        self.fence = fence or LeaseFence(hold_s=0)
 
     @property
     def holder(self) -> str:
         """This worker's id, the value it writes into the lease."""
         return self._holder
 
+    @property
+    def margin_s(self) -> float:
+        """How long before the server-side expiry the worker stops writing."""
+        return max(0.2, self._ttl_s / 4)
+
     async def acquire(self) -> bool:
         """Take the lease if nobody holds it (or keep it if we do); return whether we hold it."""
-        if await self._redis.set(self._key, self._holder, nx=True, px=self._ttl_ms):
+        sent_at = time.monotonic()
+        with exempt():
+            taken = await self._redis.set(self._key, self._holder, nx=True, px=self._ttl_ms)
+        if taken:
+            self.fence.extend(sent_at, self._ttl_s, self.margin_s)
             return True
         return await self.renew()
 
     async def renew(self) -> bool:
-        """Extend the lease if we still hold it; return whether we do."""
-        return int(await self._extend(keys=[self._key], args=[self._holder, self._ttl_ms])) == 1
+        """Extend the lease if we still hold it (or take it back if it lapsed unclaimed).
+
+        Returns whether we hold it; when not, the fence is revoked before returning.
+        """
+        sent_at = time.monotonic()
+        try:
+            with exempt():
+                held = int(await self._extend(keys=[self._key], args=[self._holder, self._ttl_ms]))
+        except Exception:
+            if not self.fence.valid():
+                self.fence.revoke()  # no answer and no validity left: stop waiting writers
+            raise
+        if held:
+            self.fence.extend(sent_at, self._ttl_s, self.margin_s)
+            return True
+        self.fence.revoke()
+        return False
 
     async def release(self) -> None:
         """Give the lease up (only if it is ours) so a standby takes over at once."""
-        await self._release(keys=[self._key], args=[self._holder])
+        self.fence.revoke()
+        with exempt():
+            await self._release(keys=[self._key], args=[self._holder])
 
     async def current_holder(self) -> str | None:
         """Return who holds the lease now, if anyone."""

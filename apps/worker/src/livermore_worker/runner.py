@@ -22,6 +22,7 @@ import signal
 from collections.abc import Awaitable, Callable
 
 import structlog
+from redis.exceptions import RedisClusterException, RedisError
 
 from livermore_cache.commands import CommandInbox, PublishedCommandBridge
 from livermore_schema.enums import ConnectionState, WorkerRole
@@ -34,7 +35,8 @@ log = structlog.get_logger(__name__)
 
 LEASE_TTL_CAP_S = 6.0
 """A standby takes over at most this long (plus one poll) after the active worker dies."""
-EXIT_LEASE_LOST = 3
+STORE_FAILURES: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
+"""What a worker outlives: the store unreachable (beyond the retry budget) or a fenced write."""
 
 
 def lease_ttl_s(heartbeat_interval_s: float) -> float:
@@ -49,8 +51,8 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def _wait_any(within_s: float, *events: asyncio.Event) -> None:
-    """Return when any event is set or after `within_s` seconds."""
+async def _wait_any(within_s: float | None, *events: asyncio.Event) -> None:
+    """Return when any event is set or after `within_s` seconds (None: no limit)."""
     waiters = [asyncio.ensure_future(e.wait()) for e in events]
     try:
         await asyncio.wait(waiters, timeout=within_s, return_when=asyncio.FIRST_COMPLETED)
@@ -61,7 +63,16 @@ async def _wait_any(within_s: float, *events: asyncio.Event) -> None:
 
 
 class Supervisor:
-    """Runs one worker: standby until it holds the lease, then active until stopped."""
+    """Runs one worker: standby until it holds the lease, active until it loses it, and back.
+
+    Each active term runs in its own TaskGroup (activation, control listener, bridge, the
+    session's pipeline). The term ends on stop, on a lost lease (the heartbeat's renew found
+    another holder, or no renew succeeded before the fence lapsed) or when one of its tasks
+    failed (the store unreachable beyond the retry budget). Except on stop, the worker then
+    steps down: it drops the session (its unsent writes are refused by the fence), gives the
+    lease up if it still holds it, and waits as a standby again, taking over (resuming the
+    persisted state) once the lease is free. No store error ends the process.
+    """
 
     def __init__(
         self,
@@ -78,7 +89,8 @@ class Supervisor:
         self._poll_s = command_poll_s
         self._flush = flush
         self._stop = asyncio.Event()
-        self.lease_lost = False
+        self._demoted = asyncio.Event()
+        self.terms = 0
         interval = worker.services.worker_settings.heartbeat_interval_s
         self._beat_s = min(interval, lease_ttl_s(interval) / 3)
 
@@ -86,9 +98,24 @@ class Supervisor:
         """Serve until `stop` is set; return the process exit code."""
         self._stop = stop
         async with asyncio.TaskGroup() as group:
-            self._w.group = group
             group.create_task(self._heartbeat(), name="heartbeat")
-            if await self._wait_for_lease():
+            while await self._wait_for_lease():
+                self.terms += 1
+                reason = await self._term()
+                if stop.is_set():
+                    break
+                await self._step_down(reason)
+            await self._shutdown()
+        return 0
+
+    async def _term(self) -> str:
+        """Serve as the active worker until stopped or demoted; return why the term ended."""
+        self._demoted.clear()
+        leave = asyncio.Event()
+        reason = "lease lost"
+        try:
+            async with asyncio.TaskGroup() as term:
+                self._w.group = term
                 inbox = CommandInbox(
                     self._w.services.redis,
                     self._w.services.exchange.exchange_id,
@@ -100,34 +127,67 @@ class Supervisor:
                 # Commands wait until activation holds op_lock: a command queued while the worker
                 # was down then applies on top of the resumed state instead of being overwritten.
                 locked = asyncio.Event()
-                activation = group.create_task(self._activate(locked), name="activate")
+                activation = term.create_task(self._activate(locked), name="activate")
                 await locked.wait()
-                control = group.create_task(listener.serve(stop, self._poll_s), name="control")
+                control = term.create_task(listener.serve(leave, self._poll_s), name="control")
                 bridge = PublishedCommandBridge(
                     self._w.services.redis, self._w.services.exchange.exchange_id
                 )
-                bridging = group.create_task(bridge.serve(stop, self._poll_s), name="bridge")
-                await stop.wait()
+                bridging = term.create_task(bridge.serve(leave, self._poll_s), name="bridge")
+                await _wait_any(None, self._stop, self._demoted)
+                leave.set()
                 await control
                 await bridging
                 activation.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await activation
-            await self._shutdown()
-        return EXIT_LEASE_LOST if self.lease_lost else 0
+                async with self._w.op_lock:
+                    if not self._stop.is_set() or self._demoted.is_set():
+                        self._w.role = WorkerRole.STANDBY
+                        await self._w.stop_streaming(ConnectionState.IDLE, f"standby: {reason}")
+                    else:
+                        await self._w.persist(started=False, paused=False)
+                        await self._w.stop_streaming(ConnectionState.STOPPED, "shutdown")
+        except* Exception as failed:
+            first = failed.exceptions[0]
+            reason = f"store unavailable: {type(first).__name__}: {str(first)[:200]}"
+            log.error("worker.term_failed", reason=reason, worker_id=self._w.identity.worker_id)
+        finally:
+            self._w.group = None
+        return reason
+
+    async def _step_down(self, reason: str) -> None:
+        """Leave the active role: no session, no lease, standby status where none is live."""
+        self._w.role = WorkerRole.STANDBY
+        await self._w.abandon_session()
+        if self._lease.fence.valid():
+            with contextlib.suppress(*STORE_FAILURES):
+                await self._lease.release()
+        self._lease.fence.revoke()
+        log.warning("worker.stepped_down", reason=reason, worker_id=self._w.identity.worker_id)
+        with contextlib.suppress(*STORE_FAILURES):
+            await self._w.transition(ConnectionState.IDLE, f"standby: {reason}")
 
     async def _wait_for_lease(self) -> bool:
         """Stay a hot standby until the lease is ours; False when stopped first."""
-        if not await self._lease.acquire():
-            holder = await self._lease.current_holder()
-            await self._w.transition(ConnectionState.IDLE, f"standby: lease held by {holder}")
-            while not await self._lease.acquire():
-                await _wait_any(self._beat_s, self._stop)
-                if self._stop.is_set():
-                    return False
-            log.info("worker.takeover", worker_id=self._w.identity.worker_id)
-        self._w.role = WorkerRole.ACTIVE
-        return True
+        announced = self.terms > 0  # a worker that stepped down has said so already
+        while not self._stop.is_set():
+            try:
+                if await self._lease.acquire():
+                    if announced:
+                        log.info("worker.takeover", worker_id=self._w.identity.worker_id)
+                    self._w.role = WorkerRole.ACTIVE
+                    return True
+                if not announced:
+                    holder = await self._lease.current_holder()
+                    await self._w.transition(
+                        ConnectionState.IDLE, f"standby: lease held by {holder}"
+                    )
+                    announced = True
+            except STORE_FAILURES as err:
+                log.warning("worker.store_unavailable", error=f"{type(err).__name__}: {err}")
+            await _wait_any(self._beat_s, self._stop)
+        return False
 
     async def _activate(self, locked: asyncio.Event) -> None:
         """Resume the persisted running state, else autostart, else idle."""
@@ -153,22 +213,45 @@ class Supervisor:
     async def _heartbeat(self) -> None:
         """Renew the lease and write the status every beat (and whenever the status changes)."""
         while not self._stop.is_set():
-            if self._w.role is WorkerRole.ACTIVE and not await self._lease.renew():
-                log.error("worker.lease_lost", worker_id=self._w.identity.worker_id)
-                self.lease_lost = True
-                self._stop.set()
-                return
-            await self._w.write_status()
+            active = self._w.role is WorkerRole.ACTIVE and not self._demoted.is_set()
+            try:
+                if active and not await self._renew():
+                    log.error("worker.lease_lost", worker_id=self._w.identity.worker_id)
+                    self._demote()
+                else:
+                    await self._w.write_status()
+            except STORE_FAILURES as err:
+                log.warning("worker.heartbeat_failed", error=f"{type(err).__name__}: {err}")
+                if active and not self._lease.fence.valid():
+                    self._demote()
             await _wait_any(self._beat_s, self._stop, self._w.status_dirty)
 
+    async def _renew(self) -> bool:
+        """Renew the lease; False when another worker holds it.
+
+        A renew answered late (the store was failing over) proves the lease only from the time
+        it was sent, which may already be past the margin: renew again at once, so the writes
+        waiting at the fence go out as soon as the store answers promptly.
+        """
+        for _ in range(3):
+            if not await self._lease.renew():
+                return False
+            if self._lease.fence.valid():
+                break
+        return True
+
+    def _demote(self) -> None:
+        """End the term: refuse every write at once (nothing waits at the fence), then leave."""
+        self._lease.fence.revoke()
+        self._demoted.set()
+
     async def _shutdown(self) -> None:
-        """Close the session, flush alert inserts, mark `stopped`, release the lease."""
-        async with self._w.op_lock:
-            reason = "lease lost" if self.lease_lost else "shutdown"
-            if self._w.role is WorkerRole.ACTIVE and not self.lease_lost:
-                await self._w.persist(started=False, paused=False)
-            await self._w.stop_streaming(ConnectionState.STOPPED, reason)
+        """Flush alert inserts, close REST, release the lease (a standby takes over at once)."""
+        if self._w.state is not ConnectionState.STOPPED:  # a standby, or a failed last term
+            with contextlib.suppress(*STORE_FAILURES):
+                await self._w.stop_streaming(ConnectionState.STOPPED, "shutdown")
         await self._flush()
         await self._w.close_rest()
-        if self._w.role is WorkerRole.ACTIVE and not self.lease_lost:
-            await self._lease.release()
+        if self._w.role is WorkerRole.ACTIVE and self._lease.fence.valid():
+            with contextlib.suppress(*STORE_FAILURES):
+                await self._lease.release()

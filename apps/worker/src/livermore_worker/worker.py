@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from pydantic import SecretStr
 
+from livermore_cache.fence import exempt
 from livermore_cache.status import StatusStore
 from livermore_exchange_core.backfill import BackfillProgress
 from livermore_exchange_core.base import RestClient
@@ -115,7 +116,11 @@ class Worker:
         """Write the status (a standby only where no live worker wrote one)."""
         self.status_dirty.clear()
         exchange_id = self.services.exchange.exchange_id
-        if self.role is WorkerRole.STANDBY and await self._statuses.read(exchange_id) is not None:
+        if self.role is WorkerRole.STANDBY:
+            if await self._statuses.read(exchange_id) is not None:
+                return
+            with exempt():  # a standby holds no lease; it never overwrites a live status
+                await self._statuses.write(self.status())
             return
         await self._statuses.write(self.status())
 
@@ -149,7 +154,8 @@ class Worker:
             worker_id=self.identity.worker_id,
             progress=self._progress,
         )
-        await self.services.publisher.publish_lifecycle(event)
+        with exempt() if self.role is WorkerRole.STANDBY else contextlib.nullcontext():
+            await self.services.publisher.publish_lifecycle(event)
         self._log.info("worker.state", state=state.value, reason=reason, phase=phase)
 
     def on_adapter_lifecycle(self, event: AdapterLifecycle) -> None:
@@ -266,9 +272,21 @@ class Worker:
 
     async def _discard_session(self) -> None:
         session, self.session = self.session, None
-        if session is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(session.close())
+        if session is None:
+            return
+        try:
+            await asyncio.shield(session.close())
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # we are being cancelled, not just the session's own tasks
+        except Exception as failure:  # its writes refused by the fence, or the store down
+            self._log.warning("worker.session_close_failed", error=repr(failure)[:300])
+
+    async def abandon_session(self) -> None:
+        """Drop the streaming session after a failed term (its unsent writes are lost here)."""
+        await self._discard_session()
+        self._connected_at = None
 
     async def close_rest(self) -> None:
         """Release the REST client's HTTP session."""

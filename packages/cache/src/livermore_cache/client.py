@@ -14,7 +14,8 @@ import time
 from typing import Any, TypeAlias
 
 from redis.asyncio import Redis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import (
@@ -27,6 +28,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from livermore_cache.fence import LeaseFence
 from livermore_schema.settings import RedisSettings
 
 RedisClient: TypeAlias = "Redis | RedisCluster"
@@ -70,15 +72,21 @@ class ResilientCluster(RedisCluster):
 
     redis-py's own cluster retries follow each other without a pause (about a second in all),
     shorter than a failover; this loop re-runs the whole command (slot lookup, re-initialisation
-    of the slot map from any live seed) until the budget is spent.
+    of the slot map from any live seed) until the budget is spent. With a `fence`, every write
+    is admitted by it first (see `livermore_cache.fence`).
     """
 
-    def __init__(self, *args: Any, retry_budget_s: float, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, retry_budget_s: float, fence: LeaseFence | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.retry_budget_s = retry_budget_s
+        self.fence = fence
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         """Run one command, retrying store errors with backoff within the budget."""
+        if self.fence is not None:
+            await self.fence.admit(str(args[0]))
         deadline = time.monotonic() + self.retry_budget_s
         attempt = 0
         while True:
@@ -92,11 +100,66 @@ class ResilientCluster(RedisCluster):
                 self._initialize = True  # re-read the slot map (a replica may be master now)
                 await asyncio.sleep(min(backoff_s(attempt), left))
 
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
+        """Return a cluster pipeline whose `execute` is admitted by the fence."""
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)
+        return _FencedClusterPipeline(self, transaction)  # type: ignore[abstract]
+
+
+class _FencedClusterPipeline(ClusterPipeline):
+    def __init__(self, client: ResilientCluster, transaction: Any | None) -> None:
+        super().__init__(client, transaction)
+        self._fence = client.fence
+        self._names: list[str] = []
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        self._names.append(str(args[0]))
+        return super().execute_command(*args, **kwargs)
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        names, self._names = self._names, []
+        if self._fence is not None:
+            await self._fence.admit_all(names)
+        return await super().execute(*args, **kwargs)
+
+
+class FencedRedis(Redis):
+    """A single-node `Redis` whose writes (and pipelines) are admitted by a `LeaseFence`."""
+
+    def __init__(self, *args: Any, fence: LeaseFence, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fence = fence
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        """Admit the command, then run it."""
+        await self.fence.admit(str(args[0]))
+        return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        """Return a pipeline whose `execute` is admitted by the fence."""
+        return _FencedPipeline(
+            self.fence, self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
+
+
+class _FencedPipeline(Pipeline):
+    def __init__(self, fence: LeaseFence, *args: Any) -> None:
+        super().__init__(*args)
+        self._fence = fence
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        await self._fence.admit_all([args[0] for args, _ in self.command_stack])
+        return await super().execute(raise_on_error)
+
 
 def connect_redis(
-    settings: RedisSettings, *, decode_responses: bool = True
+    settings: RedisSettings, *, decode_responses: bool = True, fence: LeaseFence | None = None
 ) -> Redis | RedisCluster:
-    """Return an asyncio Redis client for `settings` (no I/O happens until first use)."""
+    """Return an asyncio Redis client for `settings` (no I/O happens until first use).
+
+    With `fence`, every write the client sends is admitted by it (a worker's lease).
+    """
     password = settings.secret.get_secret_value() if settings.secret else None
     if settings.cluster:
         return ResilientCluster(
@@ -108,9 +171,11 @@ def connect_redis(
             socket_connect_timeout=2,
             socket_timeout=5,
             retry_budget_s=settings.retry_budget_s,
+            fence=fence,
         )
     retries = _retries_within(settings.retry_budget_s)
-    return Redis(
+    options: dict[str, Any] = {} if fence is None else {"fence": fence}
+    return (Redis if fence is None else FencedRedis)(
         host=settings.host,
         port=settings.port,
         db=settings.db,
@@ -121,4 +186,5 @@ def connect_redis(
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         socket_connect_timeout=5,
         health_check_interval=30,
+        **options,
     )
