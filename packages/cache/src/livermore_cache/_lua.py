@@ -90,6 +90,32 @@ return written
 )
 """Apply the SPEC 3.2 replacement rules for a batch of candles of one series."""
 
+CANDLE_CLOSE = LuaScript(
+    "local function write(KEYS, ARGV)\n"
+    + CANDLE_WRITE.source
+    + """
+end
+local written = write(KEYS, {ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]})
+for i = 8, #ARGV do
+  redis.call('PUBLISH', ARGV[i], ARGV[4])
+end
+return written
+"""
+)
+"""`CANDLE_WRITE` of one candle (same ARGV), then PUBLISH of its stored JSON to ARGV[8...]."""
+
+# ARGV: value, ttl_s, then channels. Stores the value with its TTL, then publishes it.
+SET_PUBLISH = LuaScript(
+    """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+for i = 3, #ARGV do
+  redis.call('PUBLISH', ARGV[i], ARGV[1])
+end
+return 1
+"""
+)
+"""SET with a TTL, then PUBLISH of the same value (written before announced, one command)."""
+
 # ARGV: the new last_heartbeat as a JSON string literal, missed beats. Rewrites only that field so a
 # status written concurrently by the worker's state machine is never overwritten with an old state.
 # Returns the updated JSON, or nil when there is no status.

@@ -11,7 +11,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from livermore_cache import keys
-from livermore_cache._lua import CANDLE_WRITE
+from livermore_cache._lua import CANDLE_CLOSE, CANDLE_WRITE
 from livermore_cache.batch import WriteBatch
 from livermore_cache.client import RedisClient
 from livermore_schema.enums import Timeframe
@@ -69,13 +69,25 @@ class CandleCache:
         )
         return int(written) > 0
 
-    def add_write(self, batch: WriteBatch, candle: Candle, *, user_id: int | None = None) -> None:
-        """Queue `write` of one candle on `batch` (nothing for a synthetic bar)."""
+    def add_write(
+        self,
+        batch: WriteBatch,
+        candle: Candle,
+        *,
+        user_id: int | None = None,
+        announce: Sequence[str] = (),
+    ) -> None:
+        """Queue `write` of one candle on `batch` (nothing for a synthetic bar).
+
+        `announce`: channels that get the stored JSON right after the write, in the same script
+        (`Publisher.close_channels`): one command per closed bar instead of two.
+        """
         if candle.synthetic:
             return
         ttl = 0 if user_id is None else self._user_ttl
         key = self.write_key(candle, user_id)
-        batch.add("EVAL", CANDLE_WRITE.source, 1, key, self._retention, ttl, *_candle_args(candle))
+        script = CANDLE_CLOSE if announce else CANDLE_WRITE
+        batch.add_script(script, key, self._retention, ttl, *_candle_args(candle), *announce)
 
     def batch(self) -> WriteBatch:
         """Return an empty `WriteBatch` on this cache's client."""

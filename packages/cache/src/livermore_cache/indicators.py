@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from livermore_cache import keys
+from livermore_cache._lua import SET_PUBLISH
 from livermore_cache.batch import WriteBatch
 from livermore_cache.client import RedisClient
 from livermore_schema.enums import IndicatorType, Timeframe
@@ -33,10 +34,19 @@ class IndicatorCache:
         await self._redis.set(self.write_key(value, user_id), value.model_dump_json(), ex=self._ttl)
 
     def add_write(
-        self, batch: WriteBatch, value: IndicatorValue, *, user_id: int | None = None
+        self,
+        batch: WriteBatch,
+        value: IndicatorValue,
+        *,
+        user_id: int | None = None,
+        announce: Sequence[str] = (),
     ) -> None:
-        """Queue `write` of one reading on `batch`."""
-        batch.add("SET", self.write_key(value, user_id), value.model_dump_json(), "EX", self._ttl)
+        """Queue `write` of one reading on `batch`; then its PUBLISH to `announce`, if given."""
+        key, payload = self.write_key(value, user_id), value.model_dump_json()
+        if announce:
+            batch.add_script(SET_PUBLISH, key, payload, self._ttl, *announce)
+        else:
+            batch.add("SET", key, payload, "EX", self._ttl)
 
     def read_keys(
         self,

@@ -55,12 +55,30 @@ class Publisher:
         for channel, payload in self._candle_close_messages(candle, user_id):
             batch.add("PUBLISH", channel, payload)
 
-    def _candle_close_messages(self, candle: Candle, user_id: int | None) -> list[tuple[str, str]]:
-        if not candle.closed or candle.synthetic:
-            raise ValueError(
-                f"only real closed candles are published: {candle.symbol} {candle.timeframe} "
-                f"open_time={candle.open_time} closed={candle.closed} synthetic={candle.synthetic}"
+    def close_channels(self, candle: Candle, *, user_id: int | None = None) -> list[str]:
+        """Return the channels of a closed candle (for `CandleCache.add_write(announce=...)`).
+
+        Raises:
+            ValueError: the candle is unfinished or synthetic; only real closed bars are published.
+        """
+        _closed_only(candle)
+        found = [channels.candle_close_channel(candle.exchange_id, candle.symbol, candle.timeframe)]
+        if self._legacy and user_id is not None:
+            found.append(
+                channels.legacy_candle_close_channel(
+                    user_id, candle.exchange_id, candle.symbol, candle.timeframe
+                )
             )
+        return found
+
+    def indicator_channels(self, value: IndicatorValue) -> list[str]:
+        """Return the channel of a value (for `IndicatorCache.add_write(announce=...)`)."""
+        return [
+            channels.indicator_channel(value.exchange_id, value.symbol, value.timeframe, value.type)
+        ]
+
+    def _candle_close_messages(self, candle: Candle, user_id: int | None) -> list[tuple[str, str]]:
+        _closed_only(candle)
         payload = candle.storage_json()
         channel = channels.candle_close_channel(candle.exchange_id, candle.symbol, candle.timeframe)
         messages = [(channel, payload)]
@@ -111,6 +129,14 @@ class Publisher:
         """Publish a lifecycle event; return the receiver count."""
         channel = channels.lifecycle_channel(event.exchange_id)
         return int(await self._redis.publish(channel, event.model_dump_json()))
+
+
+def _closed_only(candle: Candle) -> None:
+    if not candle.closed or candle.synthetic:
+        raise ValueError(
+            f"only real closed candles are published: {candle.symbol} {candle.timeframe} "
+            f"open_time={candle.open_time} closed={candle.closed} synthetic={candle.synthetic}"
+        )
 
 
 def _text(value: Any) -> str:

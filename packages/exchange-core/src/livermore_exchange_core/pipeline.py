@@ -103,7 +103,7 @@ class CandlePipeline:
         repair_backoff: BackoffPolicy | None = None,
         rest_lag_ms: int = 3_000,
         max_concurrent_repairs: int = 16,
-        max_burst: int = 2_000,
+        max_burst: int = 10_000,
     ) -> None:
         self._exchange_id = exchange_id
         self._exchange_name = exchange_name
@@ -124,7 +124,7 @@ class CandlePipeline:
         self._max_burst = max_burst
         # A reconnect gates every series at once; repairs share Redis and the REST limiter.
         self._repair_slots = asyncio.Semaphore(max_concurrent_repairs)
-        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=20_000)
+        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=50_000)
         self._last: dict[Series, int] = {}
         self._gates: dict[Series, _Gate] = {}
         self._gates_open = asyncio.Event()

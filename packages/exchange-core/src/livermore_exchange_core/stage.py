@@ -4,14 +4,18 @@ Bars from any source (the live stream, gap repair, the boundary REST service, re
 it through `CandlePipeline`, which decides what is new and keeps each series in open-time order.
 A burst (every bar that arrived together: 6,000 at a day boundary) goes through:
 
-1. candle write (the SPEC 3.2 replacement script) -> close publish, per bar;
-2. the MACD-V update of every warm series, in process, and its indicator write -> publish;
-3. `flush`: all of it as ONE pipelined round trip on one connection, in order, so every publish
-   reaches subscribers after its write ("published after written");
-4. cold series (no state yet, or a warm-up in progress) are seeded from the cache, which now
-   holds their bars, and publish their value one by one (rare: the first bar after a start);
-5. `AlertEvaluator.evaluate_many`: the claims, cooldowns, reads and alert publishes of the whole
-   burst, a few round trips in all;
+1. candle write (the SPEC 3.2 replacement script) -> close publish, one script per bar;
+2. the MACD-V update of every warm series, in process, and its indicator write -> publish (one
+   script);
+3. the alert claim of every new value (`AlertEvaluator.queue_claims`, planned on the alert
+   state the evaluator knows, read once per series with `prefetch`);
+4. `flush`: all of it as ONE round trip on one connection (`WriteBatch`), in order, so every
+   publish reaches subscribers after its write ("published after written"); a large burst goes
+   in parts of `part_size` bars split by series (a series never spans two parts), each sent as
+   soon as it is prepared, so Redis works through one while the next is prepared;
+5. `AlertEvaluator.judge`: the claims' answers, then the cooldowns and reads, then the alert
+   publishes, one round trip each; cold series (no state yet, or a warm-up in progress) are
+   seeded from the cache, which now holds their bars, and judged after (rare: after a start);
 6. the followers (the boundary service) learn which bars closed (revisions too).
 
 A revision (a corrected copy of a delivered bar) is written and published, then the series is
@@ -26,27 +30,24 @@ published) are counted per exchange in `telemetry`, once per burst.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import structlog
 
 from livermore_cache.batch import WriteBatch
 from livermore_cache.candles import CandleCache
 from livermore_cache.pubsub import Publisher
-from livermore_exchange_core.alerts.evaluator import AlertEvaluator
+from livermore_exchange_core.alerts.evaluator import AlertEvaluator, Planned, Rated
 from livermore_exchange_core.indicators.calculator import IndicatorCalculator
 from livermore_exchange_core.telemetry import ExchangeTraffic, traffic
 from livermore_schema.enums import Timeframe
-from livermore_schema.indicators import IndicatorValue
 from livermore_schema.market import Candle
 
 log = structlog.get_logger(__name__)
-
-Rated = tuple[IndicatorValue, int | None]
-"""An indicator value and the Tier 2 user whose keys hold its series (None: Tier 1)."""
 
 
 class CloseFollower(Protocol):
@@ -73,9 +74,12 @@ class Burst:
     """A prepared burst: its queued commands, the bars it carries, the values still to rate."""
 
     batch: WriteBatch
-    bars: list[Candle]
-    cold: list[Candle]
-    values: list[Rated]
+    bars: list[Candle] = field(default_factory=list)
+    cold: list[Candle] = field(default_factory=list)
+    values: list[Rated] = field(default_factory=list)
+    evaluator: AlertEvaluator | None = None
+    claims: list[Planned] = field(default_factory=list)
+    """Alert claims queued behind the writes (settled with the flush's replies)."""
 
 
 class ClosedBarStage:
@@ -92,6 +96,7 @@ class ClosedBarStage:
         user_id: int | None = None,
         tier2_users: Mapping[str, int] | None = None,
         followers: Iterable[CloseFollower] = (),
+        part_size: int = 1_000,
     ) -> None:
         self._candles = candles
         self._publisher = publisher
@@ -105,6 +110,9 @@ class ClosedBarStage:
         self._user_id = user_id
         self.tier2_users: dict[str, int] = dict(tier2_users or {})
         self.followers: list[CloseFollower] = list(followers)
+        self.part_size = part_size
+        """A burst larger than this goes out in parts (by series), each sent while the next is
+        prepared, so Redis runs one part while this process rates the next."""
         self.stats = StageStats()
 
     async def process(self, bars: Sequence[Candle]) -> None:
@@ -114,22 +122,36 @@ class ClosedBarStage:
             redis.exceptions.RedisError: the burst's write failed (nothing after it ran).
         """
         entered = time.perf_counter()
-        burst = self.prepare(bars)
-        if not burst.bars:
-            return
-        await self.flush(burst)
-        await self._finish(burst, entered)
+        evaluator = self.evaluator
+        if evaluator is not None:  # the claims are planned on the stored alert states
+            await evaluator.prefetch([(c.symbol, c.timeframe) for c in bars if self._rated(c)])
+        flights: list[tuple[Burst, asyncio.Future[list[Any]]]] = []
+        for part in _parts(bars, self.part_size):
+            burst = self.prepare(part, evaluator)
+            if burst.bars:
+                flights.append((burst, asyncio.ensure_future(self.flush(burst))))
+                await asyncio.sleep(0)  # it goes out while the next part is prepared
+        failure: Exception | None = None
+        for burst, flight in flights:  # the first part's alerts go out while the rest fly
+            try:
+                replies = await flight
+            except Exception as error:
+                failure = failure or error
+                continue
+            await self._finish(burst, replies, entered)
+        if failure is not None:
+            raise failure
 
-    def prepare(self, bars: Sequence[Candle]) -> Burst:
-        """Queue the writes and publishes of a burst and rate every warm series (no I/O)."""
-        burst = Burst(self._candles.batch(), [], [], [])
+    def prepare(self, bars: Sequence[Candle], evaluator: AlertEvaluator | None = None) -> Burst:
+        """Queue a burst's writes, publishes and (with `evaluator`) alert claims; no I/O."""
+        burst = Burst(self._candles.batch(), evaluator=evaluator)
         cold: set[tuple[str, Timeframe]] = set()
         for candle in bars:
             if not candle.closed or candle.synthetic:
                 continue  # only real closed bars are stored and announced
             user_id = self.tier2_users.get(candle.symbol)
-            self._candles.add_write(burst.batch, candle, user_id=user_id)
-            self._publisher.add_candle_close(burst.batch, candle, user_id=self._user_id)
+            announce = self._publisher.close_channels(candle, user_id=self._user_id)
+            self._candles.add_write(burst.batch, candle, user_id=user_id, announce=announce)
             burst.bars.append(candle)
             if not self._rated(candle):
                 continue
@@ -142,13 +164,27 @@ class ClosedBarStage:
                 continue
             self._calculator.add_value(burst.batch, value, user_id)
             burst.values.append((value, user_id))
+        if evaluator is not None:
+            burst.claims = evaluator.queue_claims(burst.batch, burst.values)
         return burst
 
-    async def flush(self, burst: Burst) -> None:
-        """Send a prepared burst's writes and publishes: one round trip, in order."""
-        await burst.batch.flush()
+    async def flush(self, burst: Burst) -> list[Any]:
+        """Send a prepared burst's commands: one round trip, in order; return the replies."""
+        return await burst.batch.flush()
 
-    async def _finish(self, burst: Burst, entered: float) -> None:
+    async def _finish(self, burst: Burst, replies: list[Any], entered: float) -> None:
+        self.stats.values += len(burst.values)
+        counts = traffic(burst.bars[0].exchange)
+        counts.closed_bars += len(burst.bars)
+        if burst.evaluator is not None and burst.claims:
+            try:
+                fired = await burst.evaluator.judge(burst.claims, replies)
+            except Exception:
+                log.exception("stage.alerts_failed", values=len(burst.claims))
+            else:
+                self.stats.alerts += fired
+                _count_alerts(counts, fired, entered)
+        seeded: list[Rated] = []
         for candle in burst.cold:
             assert self._calculator is not None
             user_id = self.tier2_users.get(candle.symbol)
@@ -159,13 +195,11 @@ class ClosedBarStage:
                 continue
             self.stats.seeded += 1
             if value is not None:
-                burst.values.append((value, user_id))
+                seeded.append((value, user_id))
         self.stats.bursts += 1
         self.stats.bars += len(burst.bars)
-        self.stats.values += len(burst.values)
-        counts = traffic(burst.bars[0].exchange)
-        counts.closed_bars += len(burst.bars)
-        _count_alerts(counts, await self._evaluate(burst.values), entered)
+        self.stats.values += len(seeded)
+        _count_alerts(counts, await self._evaluate(seeded), entered)
         self._tell_followers(burst.bars)
 
     def _tell_followers(self, bars: Sequence[Candle]) -> None:
@@ -182,8 +216,8 @@ class ClosedBarStage:
         entered = time.perf_counter()
         user_id = self.tier2_users.get(candle.symbol)
         batch = self._candles.batch()
-        self._candles.add_write(batch, candle, user_id=user_id)
-        self._publisher.add_candle_close(batch, candle, user_id=self._user_id)
+        announce = self._publisher.close_channels(candle, user_id=self._user_id)
+        self._candles.add_write(batch, candle, user_id=user_id, announce=announce)
         await batch.flush()
         self.stats.revisions += 1
         if self._rated(candle):
@@ -204,7 +238,7 @@ class ClosedBarStage:
         )
 
     async def _evaluate(self, values: list[Rated]) -> int:
-        """Evaluate the burst's values; return how many alerts were published."""
+        """Evaluate values outside a burst's flush; return how many alerts were published."""
         evaluator = self.evaluator
         if evaluator is None or not values:
             return 0
@@ -222,3 +256,14 @@ def _count_alerts(counts: ExchangeTraffic, fired: int, entered: float) -> None:
     if fired:
         counts.alerts += fired
         counts.close_to_alert.observe(time.perf_counter() - entered, fired)
+
+
+def _parts(bars: Sequence[Candle], size: int) -> list[list[Candle]]:
+    """Split a burst into parts of about `size` bars; a series' bars stay in one part, in order."""
+    count = -(-len(bars) // size)
+    if count <= 1:
+        return [list(bars)]
+    parts: list[list[Candle]] = [[] for _ in range(count)]
+    for candle in bars:
+        parts[hash((candle.symbol, candle.timeframe)) % count].append(candle)
+    return parts

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from livermore_cache.batch import LuaScript
 from livermore_exchange_core.alerts.rules import RuleOutcome, evaluate_rules
 from livermore_schema.indicators import IndicatorValue
 
@@ -61,6 +62,13 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 return 1
 """
 
+
+CLAIM_SCRIPT, DISARM_SCRIPT, COOLDOWN_SCRIPT = (
+    LuaScript(CLAIM),
+    LuaScript(DISARM),
+    LuaScript(COOLDOWN),
+)
+"""The three scripts, for `WriteBatch.add_script`."""
 
 State = tuple[str, str, str, str]
 """A series' stored (open_time, prev, armed, before) as Redis holds them; '' = absent."""

@@ -45,9 +45,12 @@ from livermore_cache.tickers import TickerCache
 from livermore_exchange_core.alerts import burst
 from livermore_exchange_core.alerts.claims import (
     CLAIM,
+    CLAIM_SCRIPT,
     COOLDOWN,
+    COOLDOWN_SCRIPT,
     COOLDOWN_TTL_SLACK_MS,
     DISARM,
+    DISARM_SCRIPT,
     EMPTY,
     Claim,
     State,
@@ -71,6 +74,23 @@ _CLAIM_ATTEMPTS = 5
 
 def _text(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+Rated = tuple[IndicatorValue, int | None]
+"""An indicator value and the Tier 2 user whose keys hold its series (None: Tier 1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A claim queued on a batch (`queue_claims`): settle it with `judge`."""
+
+    value: IndicatorValue
+    user_id: int | None
+    state_key: str
+    state: State
+    claim: Claim
+    at: int
+    """Its reply's position in the batch."""
 
 
 @dataclass(slots=True)
@@ -148,87 +168,101 @@ class AlertEvaluator:
             return []
         return await self._publish(value, fired, user_id, delayed=delayed or claim.revising)
 
-    async def evaluate_many(self, values: Sequence[tuple[IndicatorValue, int | None]]) -> int:
+    async def evaluate_many(self, values: Sequence[Rated]) -> int:
         """Judge a burst of new values (value, Tier 2 user); return how many alerts fired.
 
-        The same rules, claims and cooldowns as `evaluate`, each step pipelined for the whole
+        The same rules, claims and cooldowns as `evaluate`, each step batched for the whole
         burst (module docstring). Values of one series must come oldest first.
         """
-        todo = [
-            (value, user_id, keys.alert_state_key(value.exchange_id, value.symbol, value.timeframe))
-            for value, user_id in values
-            if value.exchange_id == self._exchange_id and value.value.macd_v is not None
-        ]
-        unknown = list(dict.fromkeys(key for _, _, key in todo if key not in self._known))
-        if unknown:
-            states = await burst.read_states(self._redis, unknown)
-            for key, state in zip(unknown, states, strict=True):
-                self._known.setdefault(key, state)
-        planned: list[tuple[IndicatorValue, int | None, str, State, Claim]] = []
-        for value, user_id, key in todo:
+        await self.prefetch([(v.symbol, v.timeframe) for v, _ in values])
+        batch = WriteBatch(self._redis)
+        planned = self.queue_claims(batch, values)
+        return await self.judge(planned, await batch.flush())
+
+    async def prefetch(self, series: Sequence[tuple[str, Timeframe]]) -> None:
+        """Read the stored state of the series this evaluator knows nothing of (one round trip)."""
+        wanted = (keys.alert_state_key(self._exchange_id, s, tf) for s, tf in series)
+        unknown = list(dict.fromkeys(key for key in wanted if key not in self._known))
+        if not unknown:
+            return
+        batch = WriteBatch(self._redis)
+        for key in unknown:
+            batch.add("HMGET", key, "open_time", "prev", "armed", "before")
+        for key, raw in zip(unknown, await batch.flush(), strict=True):
+            fields = [_text(f) if isinstance(f, str | bytes) else "" for f in raw]  # nil: false
+            self._known.setdefault(key, (fields[0], fields[1], fields[2], fields[3]))
+
+    def queue_claims(self, batch: WriteBatch, values: Sequence[Rated]) -> list[Planned]:
+        """Queue the claim of every value on `batch`, planned on the state known (see prefetch)."""
+        planned: list[Planned] = []
+        for value, user_id in values:
+            if value.exchange_id != self._exchange_id or value.value.macd_v is None:
+                continue
+            key = keys.alert_state_key(value.exchange_id, value.symbol, value.timeframe)
             state = self._known.get(key, EMPTY)
-            claim = plan(state, value, value.value.macd_v or 0.0)
+            claim = plan(state, value, value.value.macd_v)
             if claim is not None:
-                planned.append((value, user_id, key, state, claim))
+                at = batch.add_script(CLAIM_SCRIPT, key, *claim.args)
+                planned.append(Planned(value, user_id, key, state, claim, at))
                 self._known[key] = after(state, claim)  # a later bar of the series builds on it
-        replies = await burst.run_scripts(
-            self._redis, self._claim, [(key, claim.args) for _, _, key, _, claim in planned]
-        )
+        return planned
+
+    async def judge(self, planned: Sequence[Planned], replies: Sequence[Any]) -> int:
+        """Settle the queued claims with their replies, then fire what they triggered."""
         won: list[_Won] = []
-        for (value, user_id, key, state, claim), reply in zip(planned, replies, strict=True):
-            self._known[key] = state
-            got: Claim | None = (
-                claim if self._claimed(key, value, state, claim, int(reply)) else None
-            )
-            if got is None and int(reply) == -1:
-                got = await self._claim_bar(key, value, value.value.macd_v or 0.0)
+        for p in planned:
+            self._known[p.state_key] = p.state
+            answer = int(replies[p.at])
+            got = p.claim if self._claimed(p.state_key, p.value, p.state, p.claim, answer) else None
+            if got is None and answer == -1:
+                got = await self._claim_bar(p.state_key, p.value, p.value.value.macd_v or 0.0)
             if got is not None and got.outcome.triggers:
-                won.append(_Won(value, user_id, key, list(got.outcome.triggers), got.revising))
-        return await self._fire_many(won)
+                triggers = list(got.outcome.triggers)
+                won.append(_Won(p.value, p.user_id, p.state_key, triggers, got.revising))
+        return await self._fire_many(won) if won else 0
 
     async def _fire_many(self, won: list[_Won]) -> int:
-        """Take a burst's cooldowns, then publish everything that fired in one round trip."""
-        calls = [
-            (keys.alert_cooldown_key(w.value.exchange_id, w.value.symbol, w.value.timeframe,
-                                     t.label), self._cooldown_args(w.value))
-            for w in won
-            for t in w.triggers
-        ]  # fmt: skip
-        allowed = iter(await burst.run_scripts(self._redis, self._cooldown, calls))
-        for w in won:
-            w.triggers = [t for t in w.triggers if int(next(allowed)) == 1]
-        firing = [w for w in won if w.triggers]
-        reversals = [w for w in firing if any(isinstance(t, Reversal) for t in w.triggers)]
-        disarmed = await burst.run_scripts(
-            self._redis, self._disarm, [(w.state_key, [w.value.open_time]) for w in reversals]
-        )
-        for w, done in zip(reversals, disarmed, strict=True):
-            self._disarmed(w.state_key, w.value, int(done))
-        tier1 = [w.value for w in firing if w.user_id is None]
-        found = iter(await burst.read_contexts(self._redis, tier1, self._timeframes))
+        """Cooldowns and reads in one round trip, then disarms and publishes in another."""
         batch = WriteBatch(self._redis)
+        cooldowns = [
+            [self._queue_cooldown(batch, w.value, t.label) for t in w.triggers] for w in won
+        ]
+        reads = [burst.queue_reads(batch, w.value, self._timeframes) for w in won]
+        replies = await batch.flush()
+        out = WriteBatch(self._redis)
+        disarms: list[tuple[_Won, int]] = []
         published: list[tuple[AlertEvent, Trigger, _Won, list[TimeframeContext]]] = []
-        for w in firing:
-            if w.user_id is None:
-                ticker, readings = next(found)
-                price = ticker.price if ticker else await self._price(w.value, None)
-                contexts = burst.context_rows(w.value, readings)
-            else:
-                price = await self._price(w.value, w.user_id)
+        for w, at, read in zip(won, cooldowns, reads, strict=True):
+            w.triggers = [t for t, i in zip(w.triggers, at, strict=True) if int(replies[i]) == 1]
+            if not w.triggers:
+                continue
+            if any(isinstance(t, Reversal) for t in w.triggers):
+                disarms.append((w, out.add_script(DISARM_SCRIPT, w.state_key, w.value.open_time)))
+            ticker, readings = burst.parse_reads(replies, read, w.value, self._timeframes)
+            price = ticker.price if ticker and w.user_id is None else None
+            contexts = burst.context_rows(w.value, readings)
+            if w.user_id is not None:  # Tier 2: dual-read keys
                 contexts = await self._contexts(w.value, w.user_id)
+            price = price if price is not None else await self._price(w.value, w.user_id)
             if price is None:
                 self._log.error("alert.no_price", symbol=w.value.symbol, tf=w.value.timeframe.value)
                 continue
             for event, trigger in self._events(w.value, w.triggers, price, contexts, w.delayed):
-                self._publisher.add_alert(batch, event)
+                self._publisher.add_alert(out, event)
                 published.append((event, trigger, w, contexts))
-        await batch.flush()
+        replies = await out.flush()
+        for w, i in disarms:
+            self._disarmed(w.state_key, w.value, int(replies[i]))
         for event, trigger, w, contexts in published:
             self._published(event, trigger, w.value)
             if self._sink is not None:
                 details = alert_details(trigger, w.value, contexts, event.bias, delayed=w.delayed)
                 await self._hand_to_sink(event, details)
         return len(published)
+
+    def _queue_cooldown(self, batch: WriteBatch, value: IndicatorValue, label: str) -> int:
+        key = keys.alert_cooldown_key(value.exchange_id, value.symbol, value.timeframe, label)
+        return batch.add_script(COOLDOWN_SCRIPT, key, *self._cooldown_args(value))
 
     def _cooldown_args(self, value: IndicatorValue) -> list[int]:
         return [value.open_time, self._cooldown_ms, self._cooldown_ms + COOLDOWN_TTL_SLACK_MS]

@@ -135,8 +135,8 @@ class IndicatorCalculator:
 
     def add_value(self, batch: WriteBatch, value: IndicatorValue, user_id: int | None) -> None:
         """Queue the write and the publish of a value `advance` returned, in that order."""
-        self._indicators.add_write(batch, value, user_id=user_id)
-        self._publisher.add_indicator(batch, value)
+        announce = self._publisher.indicator_channels(value)
+        self._indicators.add_write(batch, value, user_id=user_id, announce=announce)
 
     async def on_closed_candle(
         self, candle: Candle, *, user_id: int | None = None, batch: WriteBatch | None = None
