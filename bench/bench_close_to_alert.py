@@ -34,6 +34,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from typing import Any
 
 from _common import latency_line, percentile, private_redis
 
@@ -317,6 +318,16 @@ def baseline_latencies(sent: dict[int, int], received: list[tuple[int, str, byte
     ]
 
 
+async def server_time(redis: RedisClient, cpu_before: dict[str, Any]) -> str:
+    """Return the server's command time and CPU since `config_resetstat` / `cpu_before`."""
+    stats = await redis.info("commandstats")
+    cpu = await redis.info("cpu")
+    calls = sum(int(v["calls"]) for v in stats.values())
+    usec = sum(int(v["usec"]) for v in stats.values())
+    used = sum(float(cpu[k]) - float(cpu_before[k]) for k in ("used_cpu_sys", "used_cpu_user"))
+    return f"{calls} commands, {usec / 1e3:,.0f} ms in commands, {used * 1e3:,.0f} ms CPU"
+
+
 def live_schedule(args: argparse.Namespace, paths: dict[str, list[SeriesPath]]) -> Schedule:
     """Return the measured stream of `--mode` (generated lazily) and print what it is."""
     if args.mode == "steady":
@@ -375,7 +386,12 @@ async def run(args: argparse.Namespace, settings: RedisSettings, conn: Connectio
     profiler = cProfile.Profile() if args.profile else None
     if profiler is not None:
         profiler.enable()
+    await redis.config_resetstat()
+    cpu_before = await redis.info("cpu")
+    own_cpu = time.process_time()
     elapsed = await feed(path, live)
+    own_cpu = time.process_time() - own_cpu
+    server = await server_time(redis, cpu_before)
     watch.active = False
     if profiler is not None:
         profiler.disable()
@@ -396,6 +412,7 @@ async def run(args: argparse.Namespace, settings: RedisSettings, conn: Connectio
     print(latency_line("candle in -> path done (all)", processed))
     print(latency_line("candle in -> AlertEvent received", latencies))
     print(f"GC during the live phase: {watch.summary()}")
+    print(f"CPU during the live phase: this process {own_cpu * 1e3:,.0f} ms; Redis: {server}")
     p99 = percentile(sorted(latencies), 0.99)
     verdict = "within" if latencies and p99 <= BUDGET_P99_MS else "OVER"
     print(f"alerts published {alerts_live}, received {len(latencies)}; ", end="")
