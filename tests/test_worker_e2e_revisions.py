@@ -3,9 +3,9 @@
 The simulator batches 6 simulated seconds per WebSocket tick (heartbeats first), so a heartbeat
 often passes a minute's end by more than the worker's 2 s trade grace before that minute's last
 trades arrive: the worker closes the 1m bar on exchange time, then revises it with the late
-trades (SPEC 4, Coinbase). A scripted BTC excursion makes alerts fire meanwhile. Everything is
-observed from outside the worker: the candle-close channel (a second close of the same bar with
-other prices is a revision), the indicator key, the alert channel, the simulator's truth.
+trades (SPEC 4, Coinbase). A BTC excursion scripted once the worker streams makes alerts fire.
+Everything is observed from outside the worker: the candle-close channel (a second close of the
+same bar with other prices is a revision), the indicator key, the alert channel, the truth.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from livermore_exchange_core.indicators.macdv import latest_macd_v
 from livermore_exchange_sim.market import Venue
 from livermore_exchange_sim.scenarios import macdv_excursion
 from livermore_exchange_sim.testing import running_sim
-from livermore_schema.enums import Timeframe
+from livermore_schema.enums import StartupPhase, Timeframe
 from livermore_schema.market import Candle
 from livermore_schema.settings import CacheSettings
 
@@ -73,21 +73,28 @@ async def test_a_late_trade_revision_rebuilds_the_indicator_and_fires_no_alert_t
     spawn_worker: Callable[..., Any],
     redis: Redis,
     alerts: Any,
+    lifecycle: Any,
     closes: dict[Bar, list[Candle]],
     poll_until: Any,
 ) -> None:
     start_ms = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS
-    excursion = macdv_excursion("BTC", start_ms + 10 * MINUTE_MS, timeframe_ms=MINUTE_MS)
     async with running_sim(
-        seed=21,
-        speed=60.0,
-        symbols=["BTC", "ETH"],
-        scenarios=[excursion],
-        start_ms=start_ms,
-        ws_min_tick_s=0.1,
+        seed=21, speed=60.0, symbols=["BTC", "ETH"], start_ms=start_ms, ws_min_tick_s=0.1
     ) as sim:
         worker = spawn_worker("coinbase", "--autostart", sim=sim)
-        await alerts.wait_for(lambda a: a.symbol == "BTC-USD", 90, "a scripted BTC alert")
+        await lifecycle.wait_for(
+            lambda e: (
+                e.exchange_id == COINBASE
+                and e.progress is not None
+                and e.progress.phase is StartupPhase.COMPLETE
+            ),
+            60,
+            "streaming",
+        )
+        next_minute = (sim.clock.now_ms() // MINUTE_MS + 1) * MINUTE_MS
+        excursion = macdv_excursion("BTC", next_minute, timeframe_ms=MINUTE_MS)
+        sim.market.scenarios = (*sim.market.scenarios, excursion)
+        await alerts.wait_for(lambda a: a.symbol == "BTC-USD", 60, "a scripted BTC alert")
         revised = await poll_until(lambda: _now(_repriced(closes)), 60, "a repriced 1m bar")
         worker.terminate(signal.SIGTERM)  # drains the pipeline: cache and indicator settle
         assert await worker.wait_exit(20) == 0, worker.tail()
