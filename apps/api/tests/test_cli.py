@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from importlib.metadata import version
 from typing import Any
 
 import pytest
@@ -77,19 +78,39 @@ def test_create_user_prints_token_once_and_revoke_token(pg_settings: DatabaseSet
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("username", "problem"),
+    [
+        ("bad name!", "invalid username may hold only letters, digits, '.', '_' and '-'"),
+        ("x", "invalid username (string should have at least 2 characters)"),
+    ],
+)
+def test_create_user_applies_the_api_username_rules(
+    pg_settings: DatabaseSettings, username: str, problem: str
+) -> None:
+    refused = _run(["create-user", username], _env(pg_settings))
+    assert refused.returncode == 2 and refused.stderr == f"livermore-api: {problem}\n"
+    import psycopg
+
+    dsn = f"host={pg_settings.host} port={pg_settings.port} user={pg_settings.user} "
+    with psycopg.connect(dsn + f"dbname={pg_settings.name}") as conn:
+        row = conn.execute("SELECT count(*) FROM users WHERE username = %s", (username,)).fetchone()
+    assert row == (0,)
+
+
 def test_unreachable_stores_give_one_line_and_nonzero_exit(
     pg_settings: DatabaseSettings, redis_settings: RedisSettings
 ) -> None:
     dead = str(free_port())
     pg_env = _env(pg_settings, LIVERMORE_DATABASE_PORT=dead, LIVERMORE_DATABASE_PASSWORD="hunter2")
     no_pg = _run(["create-user", "x1"], pg_env)
-    assert no_pg.returncode == 3 and no_pg.stderr.count("\n") == 1
+    assert no_pg.returncode == 2 and no_pg.stderr.count("\n") == 1
     assert "PostgreSQL unavailable" in no_pg.stderr and "hunter2" not in no_pg.stderr
     redis_env = _env(
         pg_settings, redis_settings, LIVERMORE_REDIS_PORT=dead, LIVERMORE_REDIS_SECRET="hunter3"
     )
     no_redis = _run(["--port", str(free_port())], redis_env)
-    assert no_redis.returncode == 3 and no_redis.stderr.count("\n") == 1
+    assert no_redis.returncode == 2 and no_redis.stderr.count("\n") == 1
     assert "Redis unavailable" in no_redis.stderr and "hunter3" not in no_redis.stderr
 
 
@@ -119,3 +140,4 @@ def _wait_for_health(proc: subprocess.Popen[bytes], port: int) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.1)
     assert '"postgres":true' in body and '"redis":true' in body
+    assert f'"version":"{version("livermore-api")}"' in body

@@ -82,7 +82,7 @@ def test_invalid_setting_is_one_line_without_its_value(monkeypatch: pytest.Monke
     monkeypatch.setenv("LIVERMORE_REDIS_PORT", "not-a-port-s3cret")
     with pytest.raises(BadOptionError) as info:
         parse_config([])
-    assert "port" in str(info.value)
+    assert "LIVERMORE_REDIS_PORT" in str(info.value)
     assert "s3cret" not in str(info.value)
     assert "\n" not in str(info.value)
 

@@ -5,8 +5,9 @@ import socket
 import pytest
 
 from livermore_demo.config import DemoConfig
-from livermore_demo.errors import EXIT_UNAVAILABLE, BadOptionError, ServiceUnavailableError
+from livermore_demo.errors import BadOptionError, ServiceUnavailableError
 from livermore_demo.preflight import check_ports, check_services, postgres_problem, redis_problem
+from livermore_schema.commandline import EXIT_CANNOT_START
 from livermore_schema.settings import DatabaseSettings, RedisSettings
 
 
@@ -65,7 +66,7 @@ async def test_one_line_names_every_missing_service(pg_server_settings: Database
     assert "Redis at" in message and "PostgreSQL at" in message
     assert message.endswith("are not reachable; start them with `make services`")
     assert "\n" not in message
-    assert both.value.exit_code == EXIT_UNAVAILABLE
+    assert both.value.exit_code == EXIT_CANNOT_START
     with pytest.raises(ServiceUnavailableError, match=r"^Redis at .* is not reachable; start it"):
         await check_services(_config(dead_redis, pg_server_settings, ports))
 

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -102,9 +103,16 @@ def test_bad_configuration_exits_2_naming_the_variable(
     _use_env(monkeypatch, tmp_path, {"LIVERMORE_DATABASE_PORT": "not-a-port"})
     assert main(["current"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        "livermore-db: invalid configuration: LIVERMORE_DATABASE_PORT: "
+        "livermore-db: invalid setting LIVERMORE_DATABASE_PORT: "
         "Input should be a valid integer, unable to parse string as an integer"
     ]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"livermore-db {version('livermore-schema')}"
 
 
 def test_help_explains_that_upgrade_creates_the_database(

@@ -1,7 +1,8 @@
 """`livermore-api`: serve the admin API and page, create users, revoke tokens.
 
-Settings are read here and nowhere else. Failures print one line and exit non-zero; the only
-secret ever printed is a token `create-user` has just created.
+Settings are read here and nowhere else. Failures print one line and exit with the codes of
+`livermore_schema.commandline` (1 failed, 2 bad input or setting, or a store unreachable); the
+only secret ever printed is a token `create-user` has just created.
 """
 
 from __future__ import annotations
@@ -20,8 +21,18 @@ from livermore_api.app import create_app
 from livermore_api.auth import revoke_token
 from livermore_api.config import ApiConfig
 from livermore_api.middlewares import AccessLogger
+from livermore_api.models import UserCreate
 from livermore_api.users import UserExistsError, create_user
 from livermore_cache.client import connect_redis
+from livermore_schema.commandline import (
+    EXIT_CANNOT_START,
+    EXIT_CODES_HELP,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    SettingsError,
+    add_version_option,
+    load_settings,
+)
 from livermore_schema.db import async_session_factory, check_connection, create_async_engine
 from livermore_schema.errors import DatabaseUnavailableError
 from livermore_schema.logs import configure_logging
@@ -34,9 +45,6 @@ from livermore_schema.settings import (
     RedisSettings,
     WorkerSettings,
 )
-
-EXIT_BAD_INPUT = 2
-EXIT_UNAVAILABLE = 3
 
 
 class CommandError(Exception):
@@ -51,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="livermore-api",
         description="Serve the Livermore admin API and page (default), or manage users/tokens.",
+        epilog=EXIT_CODES_HELP,
     )
+    add_version_option(parser, "livermore-api")
     parser.add_argument("--host", help="interface to listen on (LIVERMORE_API_HOST)")
     parser.add_argument("--port", type=int, help="port to listen on (LIVERMORE_API_PORT)")
     sub = parser.add_subparsers(dest="command", metavar="{serve,create-user,revoke-token}")
@@ -69,7 +79,7 @@ def _check_database(settings: DatabaseSettings) -> None:
     try:
         check_connection(settings)
     except DatabaseUnavailableError as err:
-        raise CommandError(str(err), EXIT_UNAVAILABLE) from None
+        raise CommandError(str(err), EXIT_CANNOT_START) from None
 
 
 async def _ping_redis(settings: RedisSettings) -> None:
@@ -80,22 +90,40 @@ async def _ping_redis(settings: RedisSettings) -> None:
     except (RedisError, RedisClusterException, OSError, TimeoutError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CommandError(
-            f"Redis unavailable at {settings.describe()}: {reason}", EXIT_UNAVAILABLE
+            f"Redis unavailable at {settings.describe()}: {reason}", EXIT_CANNOT_START
         ) from None
     finally:
         await client.aclose()
 
 
-async def _create_user(settings: DatabaseSettings, args: argparse.Namespace) -> None:
+def _new_user(args: argparse.Namespace) -> UserCreate:
+    """Apply the api's rules for usernames and emails (`POST /api/users` uses the same model)."""
+    try:
+        return UserCreate(username=args.username, email=args.email, admin=args.admin)
+    except ValidationError as err:
+        problems = [
+            f"{'.'.join(str(part) for part in error['loc'])} {_problem(error['msg'])}"
+            for error in err.errors(include_url=False, include_input=False)
+        ]
+        raise CommandError("invalid " + "; ".join(problems), EXIT_CANNOT_START) from None
+
+
+def _problem(message: str) -> str:
+    if message.startswith("String should match pattern"):
+        return "may hold only letters, digits, '.', '_' and '-'"
+    return f"({message[0].lower()}{message[1:]})"
+
+
+async def _create_user(settings: DatabaseSettings, new: UserCreate) -> None:
     engine = create_async_engine(settings)
     try:
         async with async_session_factory(engine)() as session:
-            user, issued = await create_user(session, args.username, args.email, admin=args.admin)
+            user, issued = await create_user(session, new.username, new.email, admin=new.admin)
     except UserExistsError as err:
-        raise CommandError(str(err), 1) from None
+        raise CommandError(str(err), EXIT_FAILURE) from None
     finally:
         await engine.dispose()
-    role = "admin" if args.admin else "user"
+    role = "admin" if new.admin else "user"
     print(f"created {role} {user.username} (user id {user.id}), token id {issued.token_id}")
     print("token (shown once, store it now):")
     print(issued.token)
@@ -110,22 +138,22 @@ async def _revoke(settings: DatabaseSettings, token_id: int) -> None:
     finally:
         await engine.dispose()
     if revoked is None:
-        raise CommandError(f"no token with id {token_id}", 1)
+        raise CommandError(f"no token with id {token_id}", EXIT_FAILURE)
     print(f"token {token_id} {'revoked' if revoked else 'was already revoked'}")
 
 
 def _serve(args: argparse.Namespace, database: DatabaseSettings) -> None:
-    redis = RedisSettings()
-    api = ApiSettings()
+    redis = load_settings(RedisSettings)
+    api = load_settings(ApiSettings)
     _check_database(database)
     asyncio.run(_ping_redis(redis))
     config = ApiConfig(
         api=api,
         database=database,
         redis=redis,
-        endpoints=EndpointSettings(),
-        cache=CacheSettings(),
-        tier1_limit=WorkerSettings().tier1_limit,
+        endpoints=load_settings(EndpointSettings),
+        cache=load_settings(CacheSettings),
+        tier1_limit=load_settings(WorkerSettings).tier1_limit,
         environ=os.environ,
     )
     host = args.host or api.host
@@ -138,24 +166,23 @@ def run(argv: Sequence[str] | None = None) -> None:
     """Parse `argv` and run the command; raise `CommandError` on failure."""
     args = _parser().parse_args(argv)
     if args.port is not None and not 1 <= args.port <= 65535:
-        raise CommandError(f"--port must be 1..65535, not {args.port}", EXIT_BAD_INPUT)
+        raise CommandError(f"--port must be 1..65535, not {args.port}", EXIT_CANNOT_START)
     try:
-        configure_logging(LogSettings())
-        database = DatabaseSettings()
+        configure_logging(load_settings(LogSettings))
+        database = load_settings(DatabaseSettings)
         if args.command == "create-user":
+            new = _new_user(args)
             _check_database(database)
-            asyncio.run(_create_user(database, args))
+            asyncio.run(_create_user(database, new))
         elif args.command == "revoke-token":
             _check_database(database)
             asyncio.run(_revoke(database, args.token_id))
         else:
             _serve(args, database)
-    except ValidationError as err:
-        first = err.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise CommandError(f"invalid setting {where}: {first['msg']}", EXIT_BAD_INPUT) from None
+    except SettingsError as err:
+        raise CommandError(str(err), EXIT_CANNOT_START) from None
     except OSError as err:
-        raise CommandError(f"cannot serve: {err.strerror or err}", EXIT_UNAVAILABLE) from None
+        raise CommandError(f"cannot serve: {err.strerror or err}", EXIT_CANNOT_START) from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -166,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"livermore-api: {err}", file=sys.stderr)
         sys.exit(err.code)
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -264,9 +264,10 @@ class UserCreated(Resource):
 
 
 class HealthOut(Resource):
-    """Liveness of PostgreSQL, Redis and each exchange's worker."""
+    """Liveness of PostgreSQL, Redis and each exchange's worker, and the api's version."""
 
     status: str
+    version: str
     postgres: bool
     redis: bool
     workers: dict[str, WorkerState]

@@ -10,8 +10,7 @@ from livermore_demo.config import parse_config
 from livermore_demo.console import Console
 from livermore_demo.errors import ChildExitedError, DemoError
 from livermore_demo.runner import run_demo
-
-EXIT_INTERRUPTED = 130
+from livermore_schema.commandline import EXIT_INTERRUPTED
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,9 +7,13 @@ import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pydantic import ValidationError
-
 from livermore_demo.errors import BadOptionError
+from livermore_schema.commandline import (
+    EXIT_CODES_HELP,
+    SettingsError,
+    add_version_option,
+    load_settings,
+)
 from livermore_schema.settings import DatabaseSettings, RedisSettings
 
 DEFAULT_PORT_BASE = 8790
@@ -61,9 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "The demo uses its own PostgreSQL database and Redis DB index (flushed at start), "
-            "never the ones LIVERMORE_DATABASE_NAME / LIVERMORE_REDIS_DB name."
+            f"never the ones LIVERMORE_DATABASE_NAME / LIVERMORE_REDIS_DB name. {EXIT_CODES_HELP}."
         ),
     )
+    add_version_option(parser, "livermore-demo")
     parser.add_argument(
         "--port-base",
         type=int,
@@ -117,11 +122,9 @@ def parse_config(argv: Sequence[str] | None = None) -> DemoConfig:
     args = build_parser().parse_args(argv)
     _check_ranges(args)
     try:
-        trader_redis, trader_db = RedisSettings(), DatabaseSettings()
-    except ValidationError as err:
-        first = err.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise BadOptionError(f"invalid LIVERMORE_* setting {where}: {first['msg']}") from None
+        trader_redis, trader_db = load_settings(RedisSettings), load_settings(DatabaseSettings)
+    except SettingsError as err:
+        raise BadOptionError(str(err)) from None
     if trader_redis.cluster:
         raise BadOptionError("the demo needs a single Redis node (LIVERMORE_REDIS_CLUSTER is on)")
     if args.redis_db == trader_redis.db:

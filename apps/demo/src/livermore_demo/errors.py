@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_UNAVAILABLE = 2
+from livermore_schema.commandline import EXIT_CANNOT_START, EXIT_FAILURE
 
 
 class DemoError(Exception):
     """A failure reported as one line on stderr; `exit_code` is the process's exit status."""
 
-    exit_code: int = EXIT_FAILED
+    exit_code: int = EXIT_FAILURE
 
 
 class ServiceUnavailableError(DemoError):
     """Redis or PostgreSQL is not reachable (or misconfigured): start them and run again."""
 
-    exit_code = EXIT_UNAVAILABLE
+    exit_code = EXIT_CANNOT_START
 
 
 class BadOptionError(DemoError):
     """An option or setting is invalid or unsafe (e.g. the demo would flush a trader's Redis DB)."""
 
-    exit_code = EXIT_UNAVAILABLE
+    exit_code = EXIT_CANNOT_START
 
 
 class SetupError(DemoError):

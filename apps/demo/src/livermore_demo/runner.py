@@ -15,10 +15,11 @@ from livermore_cache.status import StatusStore
 from livermore_demo.children import Supervisor
 from livermore_demo.config import DEMO_EXCHANGES, DemoConfig, child_env
 from livermore_demo.console import Console
-from livermore_demo.errors import EXIT_OK, SetupError
+from livermore_demo.errors import SetupError
 from livermore_demo.preflight import check_ports, check_services
 from livermore_demo.session import DemoSession
 from livermore_demo.watch import WorkerWatch, follow_lifecycle, poll_status, print_alerts
+from livermore_schema.commandline import EXIT_OK
 from livermore_schema.seed import EXCHANGE_SEEDS
 
 STOP_GRACE_S = 10.0

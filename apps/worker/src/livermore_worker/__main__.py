@@ -1,8 +1,8 @@
 """`livermore-worker --exchange NAME [--autostart] [--user USERNAME]`: one worker, one exchange.
 
-Settings are read here and only here (env `LIVERMORE_*` or `.env`). A bad argument or an
-unreachable Redis/PostgreSQL prints one line on stderr and exits 2; SIGTERM/SIGINT stop cleanly
-with exit 0 (3 if the worker lost its lease to another one).
+Settings are read here and only here (env `LIVERMORE_*` or `.env`). Exit codes follow
+`livermore_schema.commandline`: a bad argument or setting or an unreachable Redis/PostgreSQL
+prints one line on stderr and exits 2; SIGTERM/SIGINT stop cleanly with exit 0.
 """
 
 from __future__ import annotations
@@ -13,8 +13,14 @@ import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
-from pydantic import ValidationError
-
+from livermore_schema.commandline import (
+    EXIT_CANNOT_START,
+    EXIT_CODES_HELP,
+    EXIT_OK,
+    SettingsError,
+    add_version_option,
+    load_settings,
+)
 from livermore_schema.logs import configure_logging
 from livermore_schema.settings import (
     CacheSettings,
@@ -28,15 +34,15 @@ from livermore_worker.bootstrap import StartupError, WorkerOptions, build_superv
 from livermore_worker.runner import install_signal_handlers
 from livermore_worker.settings import WorkerProcessSettings
 
-EXIT_STARTUP = 2
-
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(
         prog="livermore-worker",
         description="Run the Livermore worker of one exchange (idle until started).",
+        epilog=EXIT_CODES_HELP,
     )
+    add_version_option(parser, "livermore-worker")
     parser.add_argument(
         "--exchange", required=True, help="exchange name: coinbase, binance, binance_us"
     )
@@ -56,12 +62,12 @@ def read_options(args: argparse.Namespace) -> WorkerOptions:
         exchange=args.exchange,
         autostart=args.autostart,
         username=args.user,
-        redis=RedisSettings(),
-        database=DatabaseSettings(),
-        endpoints=EndpointSettings(),
-        cache=CacheSettings(),
-        worker=WorkerSettings(),
-        process=WorkerProcessSettings(),
+        redis=load_settings(RedisSettings),
+        database=load_settings(DatabaseSettings),
+        endpoints=load_settings(EndpointSettings),
+        cache=load_settings(CacheSettings),
+        worker=load_settings(WorkerSettings),
+        process=load_settings(WorkerProcessSettings),
     )
 
 
@@ -79,19 +85,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         options = read_options(args)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        print(f"livermore-worker: invalid setting {where}: {first['msg']}", file=sys.stderr)
-        return EXIT_STARTUP
-    configure_logging(LogSettings())
+        configure_logging(load_settings(LogSettings))
+    except SettingsError as err:
+        print(f"livermore-worker: {err}", file=sys.stderr)
+        return EXIT_CANNOT_START
     try:
         return asyncio.run(serve(options))
     except StartupError as err:
         print(f"livermore-worker: {err}", file=sys.stderr)
-        return EXIT_STARTUP
+        return EXIT_CANNOT_START
     except KeyboardInterrupt:
-        return 0
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -14,13 +14,21 @@ from livermore_exchange_sim.app import create_app, env_overrides
 from livermore_exchange_sim.clock import SimClock
 from livermore_exchange_sim.config import CoinbaseAuthConfig, SimConfig
 from livermore_exchange_sim.scenarios import demo_scenarios
+from livermore_schema.commandline import (
+    EXIT_CANNOT_START,
+    EXIT_CODES_HELP,
+    EXIT_OK,
+    add_version_option,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="livermore-sim",
         description="Serve simulated Coinbase, Binance, Binance US, CoinGecko and a webhook sink.",
+        epilog=EXIT_CODES_HELP,
     )
+    add_version_option(parser, "livermore-exchange-sim")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any)")
     parser.add_argument("--seed", type=int, default=7, help="market seed (default 7)")
@@ -96,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve(config, args.host, args.port))
     except (ValueError, OSError) as exc:
         print(f"livermore-sim: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        return EXIT_CANNOT_START
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """`livermore-db`: migrate and seed the Livermore PostgreSQL database.
 
-Exit codes: 0 success, 1 database error (e.g. a seed conflict), 2 bad configuration or
-PostgreSQL unreachable. Failures print one line on stderr, never a traceback or a secret.
+Exit codes (`livermore_schema.commandline`): 0 success, 1 database error (e.g. a seed
+conflict), 2 bad configuration or PostgreSQL unreachable. Failures print one line on stderr,
+never a traceback or a secret.
 """
 
 from __future__ import annotations
@@ -12,16 +13,20 @@ from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 import structlog
-from pydantic import ValidationError
 
+from livermore_schema.commandline import (
+    EXIT_CANNOT_START,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    SettingsError,
+    add_version_option,
+    load_settings,
+)
 from livermore_schema.db import ensure_database, migration_state, upgrade
 from livermore_schema.errors import DatabaseError, DatabaseUnavailableError
 from livermore_schema.logs import configure_logging
 from livermore_schema.settings import DatabaseSettings, LogSettings
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_UNAVAILABLE = 2
 
 _ENVIRONMENT = """\
 environment (or .env):
@@ -72,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_ENVIRONMENT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version_option(parser, "livermore-schema")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     upgrade_parser = commands.add_parser(
         "upgrade",
@@ -95,17 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config_error(exc: ValidationError, prefix: str) -> str:
-    # Only variable names and messages: pydantic's full text would echo the offending input.
-    problems = [f"{_env_name(error['loc'], prefix)}: {error['msg']}" for error in exc.errors()]
-    return "invalid configuration: " + "; ".join(problems)
-
-
-def _env_name(loc: tuple[int | str, ...], prefix: str) -> str:
-    name = "_".join(str(part) for part in loc).upper()
-    return name if name.startswith(prefix) else prefix + name
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -116,23 +111,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[DatabaseSettings], str] = args.handler
     try:
-        settings = DatabaseSettings()
-    except ValidationError as exc:
-        return _fail(_config_error(exc, "LIVERMORE_DATABASE_"), EXIT_UNAVAILABLE)
-    try:
-        configure_logging(LogSettings())
-    except ValidationError as exc:
-        return _fail(_config_error(exc, "LIVERMORE_LOG_"), EXIT_UNAVAILABLE)
+        settings = load_settings(DatabaseSettings)
+        configure_logging(load_settings(LogSettings))
+    except SettingsError as exc:
+        return _fail(str(exc), EXIT_CANNOT_START)
     try:
         print(handler(settings))
     except DatabaseUnavailableError as exc:
-        return _fail(str(exc), EXIT_UNAVAILABLE)
+        return _fail(str(exc), EXIT_CANNOT_START)
     except DatabaseError as exc:
-        return _fail(f"{_where(settings)}: {exc}", EXIT_ERROR)
+        return _fail(f"{_where(settings)}: {exc}", EXIT_FAILURE)
     except sa.exc.SQLAlchemyError as exc:
-        return _fail(f"{_where(settings)}: {_first_line(exc)}", EXIT_ERROR)
+        return _fail(f"{_where(settings)}: {_first_line(exc)}", EXIT_FAILURE)
     except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+        return _fail("interrupted", EXIT_INTERRUPTED)
     return EXIT_OK
 
 

@@ -23,12 +23,16 @@ from livermore_api.views.common import (
     worker_states,
 )
 from livermore_api.views.users import user_out
+from livermore_schema.commandline import livermore_version
 from livermore_schema.tables import Exchange, User
 
 log = structlog.get_logger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 """The admin page's HTML, JS and CSS."""
+
+API_VERSION = livermore_version("livermore-api")
+"""The version `/health` reports (the installed livermore-api distribution)."""
 
 _PROBE_TIMEOUT_S = 3.0
 _CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
@@ -62,6 +66,7 @@ async def health(request: web.Request) -> web.StreamResponse:
     healthy = exchanges is not None and redis_ok
     body = HealthOut(
         status="ok" if healthy else "unavailable",
+        version=API_VERSION,
         postgres=exchanges is not None,
         redis=redis_ok,
         workers=workers,

@@ -4,8 +4,9 @@ Settings come from the environment here, at the edge: `LIVERMORE_DATABASE_*`, th
 overrides `LIVERMORE_{NAME}_REST_URL` and `LIVERMORE_COINGECKO_URL` / `LIVERMORE_COINGECKO_API_KEY`,
 and `LIVERMORE_LOG_*`. One summary line per exchange goes to stdout; logs go to stderr.
 
-Exit codes: 0 every exchange refreshed or skipped; 1 at least one exchange failed (its line says
-why); 2 bad input or PostgreSQL unreachable (one line on stderr).
+Exit codes (`livermore_schema.commandline`): 0 every exchange refreshed or skipped; 1 at least
+one exchange failed (its line says why); 2 bad input, a bad setting or PostgreSQL unreachable
+(one line on stderr).
 """
 
 from __future__ import annotations
@@ -16,10 +17,18 @@ import sys
 from collections.abc import Sequence
 
 import aiohttp
-from pydantic import ValidationError
 
 from livermore_exchange_core.symbols.coingecko import CoinGeckoClient
 from livermore_exchange_core.symbols.refresh import RefreshReport, SymbolRefresh
+from livermore_schema.commandline import (
+    EXIT_CANNOT_START,
+    EXIT_CODES_HELP,
+    EXIT_FAILURE,
+    EXIT_OK,
+    SettingsError,
+    add_version_option,
+    load_settings,
+)
 from livermore_schema.db import async_session_factory, check_connection, create_async_engine
 from livermore_schema.enums import ExchangeName
 from livermore_schema.errors import DatabaseError
@@ -37,8 +46,11 @@ class UsageError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser (`refresh` sub-command)."""
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Maintain exchange_symbols (the tradable universe and its ranks)."
+        prog=PROG,
+        description="Maintain exchange_symbols (the tradable universe and its ranks).",
+        epilog=EXIT_CODES_HELP,
     )
+    add_version_option(parser, "livermore-exchange-core")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     refresh = commands.add_parser(
         "refresh",
@@ -86,7 +98,7 @@ async def run_refresh(
 
 def _fail(message: str) -> int:
     print(f"{PROG}: {message}", file=sys.stderr)
-    return 2
+    return EXIT_CANNOT_START
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,25 +107,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command != "refresh":
         parser.print_help(sys.stderr)
-        return 2
+        return EXIT_CANNOT_START
     try:
         exchange = parse_exchange(args.exchange)
-        database = DatabaseSettings()
-        endpoints = EndpointSettings()
-        configure_logging(LogSettings())
+        database = load_settings(DatabaseSettings)
+        endpoints = load_settings(EndpointSettings)
+        configure_logging(load_settings(LogSettings))
         check_connection(database)
         report = asyncio.run(run_refresh(exchange, database, endpoints))
-    except UsageError as error:
+    except (UsageError, SettingsError) as error:
         return _fail(str(error))
-    except ValidationError as error:
-        return _fail(f"invalid settings: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}")
     except (DatabaseError, LookupError) as error:
         return _fail(str(error).splitlines()[0])
     for item in report.exchanges:
         print(item.summary())
     if report.coingecko_error is not None:
         print(f"coingecko: failed (global ranks left unchanged): {report.coingecko_error}")
-    return 1 if any(name != "coingecko" for name in report.errors) else 0
+    return EXIT_FAILURE if any(name != "coingecko" for name in report.errors) else EXIT_OK
 
 
 if __name__ == "__main__":
