@@ -136,7 +136,8 @@ async def build_supervisor(options: WorkerOptions, stack: AsyncExitStack) -> Sup
     # Every write of this worker passes the lease's fence; a write waits for a pending renew at
     # most as long as a store command may retry.
     fence = LeaseFence(hold_s=options.redis.retry_budget_s)
-    redis = connect_redis(options.redis, fence=fence)
+    wid = worker_id()
+    redis = connect_redis(options.redis, fence=fence, client_name=f"livermore-worker:{wid}")
     stack.push_async_callback(redis.aclose)
     config, sessions = await _exchange_config(options, stack)
     user: UserContext | None = None
@@ -162,7 +163,6 @@ async def build_supervisor(options: WorkerOptions, stack: AsyncExitStack) -> Sup
             )
         )
         sinks.append(notifier)
-    wid = worker_id()
     metrics = WorkerMetrics(config.name.value, wid)
     # Small (a few columns per listed symbol); read once so alerts carry asset and quote.
     assets = await load_asset_map(sessions, [config.exchange_id])  # type: ignore[arg-type]

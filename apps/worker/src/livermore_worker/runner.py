@@ -164,9 +164,15 @@ class Supervisor:
             with contextlib.suppress(*STORE_FAILURES):
                 await self._lease.release()
         self._lease.fence.revoke()
-        log.warning("worker.stepped_down", reason=reason, worker_id=self._w.identity.worker_id)
-        with contextlib.suppress(*STORE_FAILURES):
-            await self._w.transition(ConnectionState.IDLE, f"standby: {reason}")
+        log.warning(
+            "worker.stepped_down",
+            reason=reason,
+            worker_id=self._w.identity.worker_id,
+            writes_refused=self._lease.fence.refused,
+        )
+        if self._w.state is not ConnectionState.IDLE:  # the term did not say so already
+            with contextlib.suppress(*STORE_FAILURES):
+                await self._w.transition(ConnectionState.IDLE, f"standby: {reason}")
 
     async def _wait_for_lease(self) -> bool:
         """Stay a hot standby until the lease is ours; False when stopped first."""

@@ -154,11 +154,16 @@ class _FencedPipeline(Pipeline):
 
 
 def connect_redis(
-    settings: RedisSettings, *, decode_responses: bool = True, fence: LeaseFence | None = None
+    settings: RedisSettings,
+    *,
+    decode_responses: bool = True,
+    fence: LeaseFence | None = None,
+    client_name: str | None = None,
 ) -> Redis | RedisCluster:
     """Return an asyncio Redis client for `settings` (no I/O happens until first use).
 
-    With `fence`, every write the client sends is admitted by it (a worker's lease).
+    With `fence`, every write the client sends is admitted by it (a worker's lease);
+    `client_name` names its connections in `CLIENT LIST` (who is writing, for an operator).
     """
     password = settings.secret.get_secret_value() if settings.secret else None
     if settings.cluster:
@@ -170,6 +175,7 @@ def connect_redis(
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
             socket_connect_timeout=2,
             socket_timeout=5,
+            client_name=client_name,
             retry_budget_s=settings.retry_budget_s,
             fence=fence,
         )
@@ -185,6 +191,9 @@ def connect_redis(
         retry=Retry(ExponentialBackoff(cap=BACKOFF_CAP_S, base=BACKOFF_BASE_S), retries=retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         socket_connect_timeout=5,
+        # a blackholed link must fail (and be retried) rather than hang a task for ever
+        socket_timeout=10,
         health_check_interval=30,
+        client_name=client_name,
         **options,
     )
