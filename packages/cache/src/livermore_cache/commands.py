@@ -89,6 +89,8 @@ class CommandBus:
             maxlen=self._maxlen,
             approximate=True,
         )
+        # Publish only after the XADD: the worker's PublishedCommandBridge finds this entry and
+        # does not queue the published copy a second time.
         await self._redis.publish(channels.commands_channel(exchange_id), raw)
         return _text(entry_id)
 
