@@ -29,7 +29,7 @@ from .conftest import ApiProcess, Recorder, WorkerProcess
 MINUTE_MS = 60_000
 POLL_MS = 100
 """How often the page polls `/api/exchanges` (the page's `?poll_ms=`)."""
-STARTUP_S = 30.0
+STARTUP_S = 60.0
 """Budget for a worker to reach `connected` (process start, backfill, warm-up, connect)."""
 ALERT_S = 30.0
 """Budget for the scripted crossing to close a bar and reach the feed."""

@@ -28,7 +28,7 @@ from .browser import MS, create_admin, sign_in
 from .conftest import ApiProcess, Recorder, WorkerProcess
 
 MINUTE_MS = 60_000
-STARTUP_S = 30.0
+STARTUP_S = 60.0
 ALERT_S = 30.0
 SCREENSHOT_DIR = "LIVERMORE_SCREENSHOT_DIR"
 """Where to keep the page's screenshot (docs/screenshots/ when refreshing them), else tmp."""
