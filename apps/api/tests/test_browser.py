@@ -156,6 +156,9 @@ async def test_admin_page_signs_in_commands_and_shows_live_alerts(
     await expect(rows.nth(0).get_by_test_id("symbol-name")).to_have_text(f"A{kraken_symbols}-USD")
     await expect(rows.nth(0).get_by_test_id("symbol-tier")).to_have_text("tier 1")
     await expect(rows.nth(1).get_by_test_id("symbol-tier")).to_have_text("—")
+    await expect(rows.nth(0).get_by_test_id("symbol-name")).to_have_attribute(
+        "href", f"/admin/chart?exchange=kraken&symbol=A{kraken_symbols}-USD&timeframe=1h"
+    )
 
 
 async def test_exchange_rows_say_what_a_worker_can_do(

@@ -172,7 +172,13 @@ async function loadSymbols() {
   $("symbols-table").tBodies[0].replaceChildren(...result.body.items.map((symbol) => {
     const row = document.createElement("tr");
     row.dataset.testid = "symbol-row";
-    cell(row, symbol.symbol, "symbol-name");
+    const name = cell(row, "");
+    const link = document.createElement("a");
+    link.href = chartUrl(exchange, symbol.symbol, "1h");
+    link.textContent = symbol.symbol;
+    link.title = "open the 1h chart";
+    link.dataset.testid = "symbol-name";
+    name.appendChild(link);
     cell(row, symbol.display_name);
     cell(row, symbol.volume_rank);
     cell(row, symbol.volume_24h);
