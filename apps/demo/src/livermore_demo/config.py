@@ -19,6 +19,7 @@ from livermore_schema.settings import DatabaseSettings, RedisSettings
 DEFAULT_PORT_BASE = 8790
 DEFAULT_DATABASE = "livermore_demo"
 DEFAULT_REDIS_DB = 15
+DEFAULT_REDIS_NAMESPACE = "livermore-demo"
 DEFAULT_SYMBOLS = ("BTC", "ETH", "SOL", "XRP")
 DEMO_EXCHANGES = ("coinbase", "binance")
 """The exchanges the demo runs a worker for, in start order."""
@@ -90,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_REDIS_DB,
         help=f"demo Redis DB index, flushed at start (default {DEFAULT_REDIS_DB})",
     )
+    parser.add_argument(
+        "--redis-namespace",
+        default=DEFAULT_REDIS_NAMESPACE,
+        help="prefix of every demo key and channel, so the demo never reaches a trader's "
+        f"subscribers (pub/sub ignores DB indexes; default {DEFAULT_REDIS_NAMESPACE})",
+    )
     parser.add_argument("--seed", type=int, default=7, help="simulator market seed (default 7)")
     parser.add_argument(
         "--symbols",
@@ -132,6 +139,11 @@ def parse_config(argv: Sequence[str] | None = None) -> DemoConfig:
             f"--redis-db {args.redis_db} is the DB LIVERMORE_REDIS_DB names and the demo flushes "
             "it; pick another index"
         )
+    if args.redis_namespace == trader_redis.namespace:
+        raise BadOptionError(
+            f"--redis-namespace {args.redis_namespace!r} is the one LIVERMORE_REDIS_NAMESPACE "
+            "names: the demo's alerts would reach that deployment's subscribers"
+        )
     if args.database == trader_db.name:
         raise BadOptionError(
             f"--database {args.database} is the database LIVERMORE_DATABASE_NAME names; "
@@ -144,7 +156,9 @@ def parse_config(argv: Sequence[str] | None = None) -> DemoConfig:
         speed=args.speed,
         duration_s=args.duration,
         database=trader_db.model_copy(update={"name": args.database}),
-        redis=trader_redis.model_copy(update={"db": args.redis_db}),
+        redis=trader_redis.model_copy(
+            update={"db": args.redis_db, "namespace": args.redis_namespace}
+        ),
         seed=args.seed,
         symbols=tuple(symbol.upper() for symbol in args.symbols),
         startup_timeout_s=args.startup_timeout,
@@ -161,6 +175,12 @@ def _check_ranges(args: argparse.Namespace) -> None:
         raise BadOptionError(f"--duration must be positive, not {args.duration}")
     if not 0 <= args.redis_db <= 15:
         raise BadOptionError(f"--redis-db must be 0..15, not {args.redis_db}")
+    if not args.redis_namespace or not all(
+        ch.isascii() and (ch.isalnum() or ch in "_.-") for ch in args.redis_namespace
+    ):
+        raise BadOptionError(
+            f"--redis-namespace must be letters, digits, _ . -, not {args.redis_namespace!r}"
+        )
     if not args.database.replace("_", "").isalnum():
         raise BadOptionError(f"--database must be letters, digits and _, not {args.database!r}")
     if args.startup_timeout <= 0 or args.excursion_every <= 0:
@@ -192,5 +212,6 @@ def child_env(
     env.update(sim_overrides)
     env["LIVERMORE_DATABASE_NAME"] = config.database.name
     env["LIVERMORE_REDIS_DB"] = str(config.redis.db)
+    env["LIVERMORE_REDIS_NAMESPACE"] = config.redis.namespace
     env["PYTHONUNBUFFERED"] = "1"
     return env

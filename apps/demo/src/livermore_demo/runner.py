@@ -9,6 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from livermore_cache import keys
 from livermore_cache.client import RedisClient, connect_redis
 from livermore_cache.pubsub import alert_stream, lifecycle_stream
 from livermore_cache.status import StatusStore
@@ -49,7 +50,7 @@ async def run_demo(config: DemoConfig, console: Console) -> int:
     supervisor = Supervisor(log_dir, child_env(os.environ, config, {}))
     redis = connect_redis(config.redis)
     try:
-        await redis.flushdb()
+        await _clear_namespace(redis)
         return await _supervise(config, console, supervisor, redis, stop, log_dir)
     finally:
         await supervisor.stop_all(STOP_GRACE_S)
@@ -57,6 +58,12 @@ async def run_demo(config: DemoConfig, console: Console) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         console.say("livermore-demo: every program stopped")
+
+
+async def _clear_namespace(redis: RedisClient) -> None:
+    """Delete the demo's own keys only: another deployment may share this Redis DB."""
+    async for name in redis.scan_iter(match=keys.namespace_pattern(), count=1000):
+        await redis.unlink(name)
 
 
 async def _supervise(

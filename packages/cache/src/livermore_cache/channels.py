@@ -1,9 +1,14 @@
-"""Every pub/sub channel name and pattern, with inverse parsers (SPEC 3.3)."""
+"""Every pub/sub channel name and pattern, with inverse parsers (SPEC 3.3).
+
+Every public `*_channel`/`*_pattern` builder returns its name under the deployment namespace
+and every `parse_*` strips it (`_namespace.namespace_builders`, applied at the end).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from livermore_cache._namespace import namespace_builders, prefixed
 from livermore_schema.enums import IndicatorType, Timeframe
 
 
@@ -58,8 +63,19 @@ def responses_channel(exchange_id: int) -> str:
 
 # ------------------------------------------------------------------ patterns
 
-ALL_ALERTS_PATTERN = "channel:alerts:*"
-"""Pattern matching every exchange's alert channel (and the confluence channel)."""
+_ALL_ALERTS = "channel:alerts:*"
+
+
+def all_alerts_pattern() -> str:
+    """Pattern matching every exchange's alert channel (and the confluence channel)."""
+    return _ALL_ALERTS
+
+
+def __getattr__(name: str) -> str:
+    # ALL_ALERTS_PATTERN stays readable as a constant, built under the namespace at each read
+    if name == "ALL_ALERTS_PATTERN":
+        return prefixed(_ALL_ALERTS)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def candle_close_pattern(exchange_id: int | str = "*") -> str:
@@ -70,6 +86,11 @@ def candle_close_pattern(exchange_id: int | str = "*") -> str:
 def indicator_pattern(exchange_id: int | str = "*") -> str:
     """Pattern over the indicator channels of one exchange (or all)."""
     return f"channel:indicator:{exchange_id}:*"
+
+
+def responses_pattern() -> str:
+    """Pattern over every exchange's control-response channel."""
+    return "livermore:responses:*"
 
 
 def lifecycle_pattern() -> str:
@@ -113,6 +134,14 @@ def parse_alerts_channel(channel: str) -> int:
     return int(channel[len(prefix) :])
 
 
+def parse_responses_channel(channel: str) -> int:
+    """Inverse of `responses_channel`: the exchange id."""
+    prefix = "livermore:responses:"
+    if not channel.startswith(prefix) or not channel[len(prefix) :].isdigit():
+        raise ValueError(f"not a responses channel: {channel!r}")
+    return int(channel[len(prefix) :])
+
+
 def parse_lifecycle_channel(channel: str) -> int:
     """Inverse of `lifecycle_channel`: the exchange id."""
     parts = channel.split(":")
@@ -135,3 +164,6 @@ def parse_ticker_channel(channel: str) -> tuple[int, str]:
     if len(parts) != 4 or parts[:2] != ["channel", "ticker"] or not parts[3]:
         raise ValueError(f"not a ticker channel: {channel!r}")
     return int(parts[2]), parts[3]
+
+
+namespace_builders(globals())

@@ -5,6 +5,9 @@ down, slot moving, master failing over) with capped exponential backoff for up t
 `RedisSettings.retry_budget_s`, which outlasts a cluster failover (node timeout plus election),
 so a long-running task sees one slow command instead of an error. Past the budget the error
 reaches the caller, who decides (a worker steps down to standby).
+
+A process serves one deployment: connecting also sets the namespace every key and channel
+name is built under (`keys.set_namespace`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from livermore_cache._namespace import set_namespace
 from livermore_cache.fence import LeaseFence
 from livermore_schema.settings import RedisSettings
 
@@ -164,7 +168,11 @@ def connect_redis(
 
     With `fence`, every write the client sends is admitted by it (a worker's lease);
     `client_name` names its connections in `CLIENT LIST` (who is writing, for an operator).
+
+    The pool holds at most `settings.max_connections` connections (per node); past that a
+    command fails fast with a `ConnectionError` instead of opening more.
     """
+    set_namespace(settings.namespace)
     password = settings.secret.get_secret_value() if settings.secret else None
     if settings.cluster:
         return ResilientCluster(
@@ -178,6 +186,7 @@ def connect_redis(
             client_name=client_name,
             retry_budget_s=settings.retry_budget_s,
             fence=fence,
+            max_connections=settings.max_connections,
         )
     retries = _retries_within(settings.retry_budget_s)
     options: dict[str, Any] = {} if fence is None else {"fence": fence}
@@ -196,4 +205,5 @@ def connect_redis(
         health_check_interval=30,
         client_name=client_name,
         **options,
+        max_connections=settings.max_connections,
     )

@@ -1,9 +1,16 @@
-"""Every Redis key name Livermore uses; nothing else in the tree formats a key (SPEC 3.2)."""
+"""Every Redis key name Livermore uses; nothing else in the tree formats a key (SPEC 3.2).
+
+Every public `*_key`/`*_pattern` builder returns its name under the deployment namespace and
+every `parse_*` strips it (`_namespace.namespace_builders`, applied at the end of the module).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from livermore_cache._namespace import current_namespace as current_namespace
+from livermore_cache._namespace import namespace_builders
+from livermore_cache._namespace import set_namespace as set_namespace
 from livermore_schema.enums import IndicatorType, Timeframe
 
 
@@ -136,6 +143,11 @@ def orderbooks_pattern(exchange_id: int, symbol: str = "*") -> str:
     return f"orderbook:{exchange_id}:{symbol}"
 
 
+def namespace_pattern() -> str:
+    """SCAN pattern over every key of this deployment (the whole DB when no namespace is set)."""
+    return "*"
+
+
 # ------------------------------------------------------------------ parsers
 
 
@@ -228,3 +240,6 @@ def parse_response_key(key: str) -> tuple[int, str]:
     if found[1] != "response":
         raise ValueError(f"not a response key: {key!r}")
     return _int(found[2], key), found[3]
+
+
+namespace_builders(globals())

@@ -27,6 +27,10 @@ class RedisSettings(BaseSettings):
     tls: bool = False
     db: int = Field(default=0, ge=0)
     cluster: bool = False
+    namespace: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9_.\-]*$")
+    """Prefix (`namespace:`) of every key, channel and stream; '' = the bare SPEC names."""
+    max_connections: int = Field(default=64, ge=4, le=10_000)
+    """Size of the connection pool (per node); a full pool fails fast, it never grows."""
     cluster_nodes: str = ""
     """More cluster seed nodes, `host:port,host:port` (never URLs); any live one is enough."""
     retry_budget_s: float = Field(default=20.0, ge=0)
@@ -56,7 +60,8 @@ class RedisSettings(BaseSettings):
         """Return a log-safe description (no secret)."""
         mode = "cluster" if self.cluster else f"db {self.db}"
         where = ",".join(f"{host}:{port}" for host, port in self.seeds())
-        return f"redis {where} ({mode}{', tls' if self.tls else ''})"
+        space = f", namespace {self.namespace}" if self.namespace else ""
+        return f"redis {where} ({mode}{', tls' if self.tls else ''}{space})"
 
 
 class DatabaseSettings(BaseSettings):
@@ -153,11 +158,23 @@ class ApiSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
-    command_timeout_s: float = Field(default=30.0, gt=0)
+    command_timeout_s: float = Field(default=30.0, ge=0.1)
     confluence: bool = True
     """Run the confluence watcher (`channel:alerts:confluence`) in this api process."""
     confluence_window_bars: float = Field(default=1.0, gt=0, le=100)
     """Triggers this many bars of their timeframe apart still make one confluence."""
+    stream_max_per_user: int = Field(default=20, ge=1)
+    """Open SSE/WebSocket alert streams one user may hold; more are answered 429."""
+    stream_max_total: int = Field(default=1000, ge=1)
+    """Open alert streams the process serves in total; more are answered 429."""
+    stream_buffer: int = Field(default=1000, ge=1)
+    """Alerts buffered per stream; a client that falls further behind is disconnected."""
+    stream_recheck_s: float = Field(default=2.0, gt=0)
+    """How often open streams' tokens are re-checked (revoked or deactivated ones end)."""
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """A client must have sent a request's headers within this long."""
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    """A client must have sent a request's body within this long (408 otherwise)."""
 
 
 class LogSettings(BaseSettings):
