@@ -107,7 +107,7 @@ async def test_admin_page_signs_in_commands_and_shows_live_alerts(
 
     base = str(client.make_url("/admin"))
     await page.goto(f"{base}?poll_ms=200")
-    await page.get_by_test_id("token-input").fill(world.owner_token)
+    await page.get_by_test_id("token-input").fill(world.admin_token)
     await page.get_by_test_id("sign-in").click()
 
     # exchanges with worker state
@@ -135,7 +135,7 @@ async def test_admin_page_signs_in_commands_and_shows_live_alerts(
     await expect(page.get_by_test_id("command-message")).to_contain_text("start coinbase: queued")
     entries = await redis.xrange(keys.command_stream_key(1))
     commands = [parse_command(fields["command"]) for _, fields in entries]
-    assert [(c.type, c.user_id) for c in commands] == [("start", world.owner_id)]
+    assert [(c.type, c.user_id) for c in commands] == [("start", world.admin_id)]
 
     # a status written by the worker renders as a progress bar, then as connected
     store = StatusStore(redis)

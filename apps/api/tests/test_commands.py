@@ -8,13 +8,15 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
+from livermore_api.views.commands import ADMIN_COMMANDS
 from livermore_cache import keys
 from livermore_cache.commands import CommandInbox
 from livermore_schema.control import Command, CommandResponse, parse_command
-from livermore_schema.enums import ResponseStatus
+from livermore_schema.enums import CommandType, ResponseStatus
 
 from .conftest import World
 
@@ -43,9 +45,11 @@ async def responder(
     await inbox.ensure_group()
     answered = asyncio.Event()
 
+    stop = asyncio.Event()
+
     async def loop() -> None:
-        while True:
-            entry = await inbox.next(timeout=1.0)
+        while not stop.is_set():
+            entry = await inbox.next(timeout=0.2)
             if entry is None:
                 continue
             entry_id, raw = entry
@@ -60,8 +64,8 @@ async def responder(
     try:
         yield answered
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        stop.set()  # not a cancel: redis-py can lose one that lands mid-read
+        await task
 
 
 async def test_command_without_worker_times_out_quickly_with_504(
@@ -70,7 +74,7 @@ async def test_command_without_worker_times_out_quickly_with_504(
     started = time.monotonic()
     async with client.post(
         "/api/exchanges/coinbase/commands",
-        json={"type": "pause", "timeout_s": 0.3},
+        json={"type": "add-symbol", "payload": {"symbol": "DOGE-USD"}, "timeout_s": 0.3},
         headers=World.bearer(world.owner_token),
     ) as response:
         body = await response.json()
@@ -131,7 +135,7 @@ async def test_worker_error_is_409_with_the_response(
 async def test_long_command_is_202_then_fetched_by_correlation_id(
     client: TestClient[Any, Any], world: World, redis: Redis
 ) -> None:
-    headers = World.bearer(world.owner_token)
+    headers = World.bearer(world.admin_token)
     async with client.post(
         "/api/exchanges/coinbase/commands", json={"type": "start"}, headers=headers
     ) as response:
@@ -156,10 +160,66 @@ async def test_user_without_account_cannot_command(
 ) -> None:
     async with client.post(
         "/api/exchanges/coinbase/commands",
-        json={"type": "stop"},
+        json={"type": "remove-symbol", "payload": {"symbol": "DOGE-USD"}},
         headers=World.bearer(world.other_token),
     ) as response:
         body = await response.json()
     assert response.status == 403
     assert body["error"]["code"] == "no_exchange_account"
     assert await redis.exists(keys.command_stream_key(1)) == 0  # nothing was sent
+
+
+@pytest.mark.parametrize("command_type", sorted(ADMIN_COMMANDS))
+async def test_self_made_account_cannot_send_lifecycle_or_cache_commands(
+    client: TestClient[Any, Any], world: World, redis: Redis, command_type: CommandType
+) -> None:
+    headers = World.bearer(world.other_token)
+    async with client.post(
+        "/api/accounts", json={"exchange": "coinbase"}, headers=headers
+    ) as created:
+        assert created.status == 201  # anyone may add an account for themselves
+    async with client.post(
+        "/api/exchanges/coinbase/commands", json={"type": command_type.value}, headers=headers
+    ) as response:
+        body = await response.json()
+    assert response.status == 403
+    assert body["error"]["code"] == "admin_command"
+    assert await redis.exists(keys.command_stream_key(1)) == 0  # nothing was sent
+
+
+@pytest.mark.parametrize("timeout_s", [1e-9, 1e-3, 0.099])
+async def test_tiny_timeouts_are_refused_at_once(
+    client: TestClient[Any, Any], world: World, timeout_s: float
+) -> None:
+    async with client.post(
+        "/api/exchanges/coinbase/commands",
+        json={"type": "add-symbol", "payload": {"symbol": "DOGE-USD"}, "timeout_s": timeout_s},
+        headers=World.bearer(world.owner_token),
+    ) as response:
+        body = await response.json()
+    assert response.status == 422
+    assert body["error"]["details"][0]["loc"] == ["timeout_s"]
+
+
+async def test_many_short_waits_answer_promptly_and_leave_no_subscription(
+    client: TestClient[Any, Any], world: World, redis: Redis
+) -> None:
+    started = time.monotonic()
+    payload = {"type": "add-symbol", "payload": {"symbol": "DOGE-USD"}, "timeout_s": 0.1}
+    sends = [
+        client.post(
+            "/api/exchanges/coinbase/commands",
+            json=payload,
+            headers=World.bearer(world.owner_token),
+        )
+        for _ in range(40)
+    ]
+    statuses = []
+    for response in await asyncio.gather(*sends):
+        statuses.append(response.status)
+        response.release()
+    assert statuses == [504] * 40
+    assert time.monotonic() - started < 20
+    clients = await redis.client_list()
+    subscribed = [c for c in clients if int(c["sub"]) + int(c["psub"]) > 0]
+    assert len(subscribed) == 1 and int(subscribed[0]["psub"]) == 2  # the api's one fan-out

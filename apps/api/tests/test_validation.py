@@ -43,7 +43,7 @@ BAD: list[tuple[str, str, dict[str, str], Any, int]] = [
     ("commands.send", "/api/exchanges/coinbase/commands", {}, {"type": "explode"}, 422),
     ("commands.send", "/api/exchanges/coinbase/commands", {}, {"type": "add-symbol"}, 422),
     ("commands.send", "/api/exchanges/coinbase/commands", {},
-     {"type": "switch-mode", "payload": {"mode": "yolo"}}, 422),
+     {"type": "remove-symbol", "payload": {"symbol": ["BTC-USD"]}}, 422),
     ("commands.send", "/api/exchanges/coinbase/commands", {},
      {"type": "stop", "timeout_s": -1}, 422),
     ("commands.result", "/api/exchanges/coinbase/commands/not-a-uuid", {}, None, 422),

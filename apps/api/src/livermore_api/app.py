@@ -23,6 +23,7 @@ def create_app(config: ApiConfig) -> web.Application:
         [
             contexts.database_ctx,
             contexts.redis_ctx,
+            contexts.fanout_ctx,
             contexts.http_ctx,
             contexts.confluence_ctx,
             contexts.streams_ctx,

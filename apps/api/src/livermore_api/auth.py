@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -107,3 +108,17 @@ async def authenticate(session: AsyncSession, token: str, now: datetime) -> Prin
     return Principal(
         user_id=user.id, username=user.username, role=UserRole(user.role), token_id=api_token.id
     )
+
+
+async def valid_token_ids(session: AsyncSession, token_ids: Iterable[int]) -> set[int]:
+    """Return which of `token_ids` are still usable (not revoked, their user active)."""
+    rows = await session.exec(
+        select(col(ApiToken.id))
+        .join(User, col(User.id) == col(ApiToken.user_id))
+        .where(
+            col(ApiToken.id).in_(list(token_ids)),
+            col(ApiToken.revoked_at).is_(None),
+            col(User.is_active),
+        )
+    )
+    return {token_id for token_id in rows.all() if token_id is not None}

@@ -12,8 +12,10 @@ import structlog
 from aiohttp import web
 
 from livermore_api import keys
+from livermore_api.auth import valid_token_ids
 from livermore_cache import keys as cache_keys
 from livermore_cache.client import connect_redis
+from livermore_cache.fanout import ChannelFanout
 from livermore_cache.pubsub import Publisher
 from livermore_exchange_core.alerts.confluence import ConfluenceWatcher
 from livermore_exchange_core.alerts.history import AlertHistoryWriter
@@ -87,11 +89,54 @@ async def streams_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def fanout_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Open the one shared subscription and the watch that ends streams of revoked tokens."""
+    api = app[keys.CONFIG].api
+    fanout = ChannelFanout(
+        app[keys.REDIS],
+        max_per_owner=api.stream_max_per_user,
+        max_total=api.stream_max_total,
+        buffer=api.stream_buffer,
+    )
+    async with fanout:
+        app[keys.FANOUT] = fanout
+        watch = asyncio.create_task(_watch_credentials(app, fanout), name="stream-credentials")
+        try:
+            yield
+        finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+
+
+async def _watch_credentials(app: web.Application, fanout: ChannelFanout) -> None:
+    """Every `stream_recheck_s`, end the streams whose token was revoked or user deactivated."""
+    interval = app[keys.CONFIG].api.stream_recheck_s
+    while True:
+        await asyncio.sleep(interval)
+        listeners = fanout.listeners
+        token_ids = {lst.token_id for lst in listeners if lst.token_id is not None}
+        if not token_ids:
+            continue
+        try:
+            async with app[keys.SESSIONS]() as db:
+                valid = await valid_token_ids(db, token_ids)
+        except Exception as err:  # the database may be down: keep streams, check again later
+            log.warning("api.stream_recheck_failed", error=repr(err))
+            continue
+        for listener in listeners:
+            if listener.token_id is not None and listener.token_id not in valid:
+                listener.close("revoked")
+
+
 async def close_streams(app: web.Application) -> None:
-    """On shutdown, end every open alert stream (before the Redis client is closed)."""
+    """On shutdown, end every open stream (before the Redis client is closed)."""
+    listeners = app[keys.FANOUT].listeners
+    for listener in listeners:
+        listener.close("shutdown")
     streams = app[keys.STREAMS]
     tasks = list(streams)
     for task in tasks:
         task.cancel()
-    if tasks:
-        log.info("api.streams_closed", count=len(tasks))
+    if tasks or listeners:
+        log.info("api.streams_closed", count=max(len(tasks), len(listeners)))

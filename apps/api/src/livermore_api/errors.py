@@ -12,11 +12,17 @@ class ApiError(Exception):
     code: str = "internal_error"
 
     def __init__(
-        self, message: str, *, code: str | None = None, details: Any | None = None
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: Any | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
+        self.headers = headers or {}
         if code is not None:
             self.code = code
 
@@ -72,6 +78,20 @@ class UnsupportedMediaTypeError(ApiError):
 
     status = 415
     code = "unsupported_media_type"
+
+
+class RequestTimeoutError(ApiError):
+    """The client took too long to send its request."""
+
+    status = 408
+    code = "request_timeout"
+
+
+class TooManyStreamsError(ApiError):
+    """Too many open alert streams (the caller's or the server's); retry after `Retry-After`."""
+
+    status = 429
+    code = "too_many_streams"
 
 
 class ValidationFailedError(ApiError):

@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from livermore_api.auth import Principal
 from livermore_api.config import ApiConfig
 from livermore_cache.client import RedisClient
+from livermore_cache.fanout import ChannelFanout
 
 CONFIG: web.AppKey[ApiConfig] = web.AppKey("livermore_config", ApiConfig)
 """The configuration the app was built with."""
@@ -31,7 +32,10 @@ HTTP: web.AppKey[ClientSession] = web.AppKey("livermore_http", ClientSession)
 """Outbound HTTP session (symbol refresh), closed by a cleanup context."""
 
 STREAMS: web.AppKey[weakref.WeakSet[asyncio.Task[object]]] = web.AppKey("livermore_streams")
-"""Tasks serving long-lived alert streams, cancelled at shutdown so it never waits on them."""
+"""Tasks serving long-lived streams, cancelled at shutdown so it never waits on them."""
+
+FANOUT: web.AppKey[ChannelFanout] = web.AppKey("livermore_fanout", ChannelFanout)
+"""The process's one Redis subscription, fanned out to alert streams and command waits."""
 
 
 @dataclass(frozen=True, slots=True)

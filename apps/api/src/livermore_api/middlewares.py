@@ -39,7 +39,7 @@ _HTTP_ERRORS: dict[int, type[ApiError]] = {
 
 
 def _render(error: ApiError, request_id: str) -> web.Response:
-    response = web.json_response(error.body(), status=error.status)
+    response = web.json_response(error.body(), status=error.status, headers=error.headers)
     response.headers["X-Request-Id"] = request_id
     if error.status == 401:  # RFC 9110 section 11.6.1: a 401 names the scheme to use
         response.headers["WWW-Authenticate"] = 'Bearer realm="livermore"'
@@ -52,6 +52,7 @@ def _from_http(exc: web.HTTPException) -> ApiError:
     error.status = exc.status
     if exc.status == 405 and isinstance(exc, web.HTTPMethodNotAllowed):
         error.details = {"allowed": sorted(exc.allowed_methods)}
+        error.headers = {"Allow": ", ".join(sorted(exc.allowed_methods))}
     return error
 
 

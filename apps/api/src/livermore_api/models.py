@@ -232,7 +232,7 @@ class CommandRequest(Strict):
     type: CommandType
     payload: dict[str, Any] = Field(default_factory=dict)
     priority: Annotated[int, Field(ge=1, le=100)] = 50
-    timeout_s: Annotated[float, Field(gt=0, le=120)] | None = None
+    timeout_s: Annotated[float, Field(ge=0.1, le=120)] | None = None
 
 
 class UserCreate(Strict):

@@ -9,6 +9,12 @@ from livermore_cache.batch import WriteBatch
 from livermore_cache.candles import CandleCache
 from livermore_cache.client import RedisClient, connect_redis
 from livermore_cache.commands import CommandBus, CommandInbox, PublishedCommandBridge
+from livermore_cache.fanout import (
+    AlertListener,
+    ChannelFanout,
+    FanoutFullError,
+    ListenerClosedError,
+)
 from livermore_cache.indicators import IndicatorCache
 from livermore_cache.pubsub import (
     Publisher,
@@ -41,6 +47,11 @@ __all__ = (  # noqa: RUF022 - grouped by purpose, sorted within each group
     "alert_stream",
     "lifecycle_stream",
     "subscribe",
+    # in-process fan-out of the one shared subscription
+    "AlertListener",
+    "ChannelFanout",
+    "FanoutFullError",
+    "ListenerClosedError",
     # control protocol transport
     "CommandBus",
     "CommandInbox",

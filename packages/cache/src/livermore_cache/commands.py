@@ -17,18 +17,20 @@ way in.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import deque
 from typing import Any
 from uuid import UUID
 
 import structlog
+from pydantic import ValidationError
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError, ResponseError
 
 from livermore_cache import channels, keys
 from livermore_cache.client import RedisClient
-from livermore_cache.pubsub import Subscription
+from livermore_cache.fanout import ChannelFanout
 from livermore_schema.control import Command, CommandResponse
 from livermore_schema.enums import ResponseStatus
 
@@ -63,7 +65,11 @@ def _text(value: Any) -> str:
 
 
 class CommandBus:
-    """The sending side (api, CLI): send commands, wait for or fetch their responses."""
+    """The sending side (api, CLI): send commands, wait for or fetch their responses.
+
+    With a `fanout`, responses are awaited through the process's one shared subscription;
+    without one, each wait opens (and always closes) a subscription of its own.
+    """
 
     def __init__(
         self,
@@ -71,8 +77,10 @@ class CommandBus:
         *,
         maxlen: int = STREAM_MAXLEN,
         response_ttl_s: int = RESPONSE_TTL_S,
+        fanout: ChannelFanout | None = None,
     ) -> None:
         self._redis = redis
+        self._fanout = fanout
         self._maxlen = maxlen
         self._response_ttl = response_ttl_s
 
@@ -115,27 +123,42 @@ class CommandBus:
             TimeoutError: no matching response arrived within `timeout` seconds.
         """
         wanted = UUID(str(correlation_id))
+        if self._fanout is not None:
+            return await self._fanout.await_response(
+                exchange_id, wanted, timeout, final_only=final_only
+            )
 
         def matches(response: CommandResponse | None) -> bool:
             if response is None or response.correlation_id != wanted:
                 return False
             return not final_only or response.status is not ResponseStatus.ACK
 
-        channel = channels.responses_channel(exchange_id)
+        # A deadline, not a cancellation: redis-py can swallow a cancel that lands mid-command,
+        # and a subscription set up under it would be left open and waiting forever.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        pubsub: Any = self._redis.pubsub()
         try:
-            async with asyncio.timeout(timeout):
-                async with Subscription(
-                    self._redis, model=CommandResponse, channels=[channel]
-                ) as sub:
-                    stored = await self.fetch_response(exchange_id, wanted)
-                    if stored is not None and matches(stored):
-                        return stored
-                    async for _, response in sub:
+            await pubsub.subscribe(channels.responses_channel(exchange_id))
+            while True:
+                stored = await self.fetch_response(exchange_id, wanted)
+                if matches(stored):
+                    assert stored is not None
+                    return stored
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                message = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=min(remaining, 1.0)
+                )
+                if message is not None and message["type"] == "message":
+                    with contextlib.suppress(ValidationError):
+                        response = CommandResponse.model_validate_json(message["data"])
                         if matches(response):
                             return response
-        except TimeoutError:
-            pass
-        raise TimeoutError(f"no response to command {wanted} within {timeout} s")
+        finally:
+            await pubsub.aclose()
+        raise TimeoutError(f"no response to command {wanted} within {timeout:g} s")
 
 
 class CommandInbox:

@@ -173,6 +173,15 @@ class Subscription(Generic[M]):
             # run a command yet has not read (KeyError(slot) otherwise).
             await self._redis.initialize()
         self._pubsub = self._redis.pubsub()
+        try:
+            await self._confirm()
+        except BaseException:  # cancelled or failed midway: never leave a subscribed connection
+            await self._pubsub.aclose()
+            self._pubsub = None
+            raise
+        return self
+
+    async def _confirm(self) -> None:
         if self._channels:
             await self._pubsub.subscribe(*self._channels)
         if self._patterns:
@@ -186,7 +195,6 @@ class Subscription(Generic[M]):
                 pending -= 1
             else:  # already subscribed to an earlier channel: keep it for the iterator
                 self._early.append(message)
-        return self
 
     async def __aexit__(
         self,

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from livermore_api import keys
 from livermore_api.errors import (
     ConflictError,
+    ForbiddenError,
     NotFoundError,
     ValidationFailedError,
     WorkerTimeoutError,
@@ -25,6 +26,28 @@ LONG_RUNNING: frozenset[CommandType] = frozenset(
     {CommandType.START, CommandType.FORCE_BACKFILL, CommandType.BULK_ADD_SYMBOLS}
 )
 """Commands answered with 202 and a correlation id instead of waiting for the worker."""
+
+ADMIN_COMMANDS: frozenset[CommandType] = frozenset(
+    {
+        CommandType.START,
+        CommandType.STOP,
+        CommandType.PAUSE,
+        CommandType.RESUME,
+        CommandType.SWITCH_MODE,
+        CommandType.RELOAD_SETTINGS,
+        CommandType.FORCE_BACKFILL,
+        CommandType.CLEAR_CACHE,
+        CommandType.BULK_ADD_SYMBOLS,
+    }
+)
+"""Lifecycle and cache commands act on the worker every user shares: admins only. Other types
+need an active account on the exchange (users change what is streamed for them through their
+watchlist and positions)."""
+
+
+def command_access(command_type: CommandType) -> str:
+    """Who may send `command_type` (`admin` or `account`); the api README's matrix is built here."""
+    return "admin" if command_type in ADMIN_COMMANDS else "account"
 
 
 def _build(body: CommandRequest, user_id: int) -> Command:
@@ -45,7 +68,15 @@ def _build(body: CommandRequest, user_id: int) -> Command:
         raise ValidationFailedError(f"invalid {body.type.value} command", details=details) from None
 
 
-async def _authorized_exchange(request: web.Request, ref: str) -> Exchange:
+async def _authorized_exchange(
+    request: web.Request, ref: str, command_type: CommandType | None = None
+) -> Exchange:
+    principal = principal_of(request)
+    if command_type in ADMIN_COMMANDS and not principal.is_admin:
+        raise ForbiddenError(
+            f"{command_type} acts on the worker every user shares: admins only",
+            code="admin_command",
+        )
     async with session(request) as db:
         exchange = await resolve_exchange(db, ref)
         await require_account(db, principal_of(request), exchange)
@@ -63,10 +94,12 @@ def _result_url(request: web.Request, exchange: Exchange, correlation_id: str) -
 async def send_command(request: web.Request) -> web.StreamResponse:
     """Send a command; wait for the worker's final answer, or return 202 for long ones."""
     body = body_of(request, CommandRequest)
-    exchange = await _authorized_exchange(request, path_of(request, ExchangePath).exchange)
+    exchange = await _authorized_exchange(
+        request, path_of(request, ExchangePath).exchange, body.type
+    )
     assert exchange.id is not None
     command = _build(body, principal_of(request).user_id)
-    bus = CommandBus(redis_of(request))
+    bus = CommandBus(redis_of(request), fanout=request.app[keys.FANOUT])
     correlation_id = str(await bus.send(exchange.id, command))
     if body.type in LONG_RUNNING:
         url = _result_url(request, exchange, correlation_id)
