@@ -129,13 +129,6 @@ async def _watch_credentials(app: web.Application, fanout: ChannelFanout) -> Non
                 listener.close("revoked")
 
 
-async def streams_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Track stream tasks; cancel any still running so shutdown never waits on them."""
-    streams: weakref.WeakSet[asyncio.Task[object]] = weakref.WeakSet()
-    app[keys.STREAMS] = streams
-    yield
-
-
 async def close_streams(app: web.Application) -> None:
     """On shutdown, end every open stream (before the Redis client is closed)."""
     listeners = app[keys.FANOUT].listeners
