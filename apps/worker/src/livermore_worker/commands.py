@@ -1,4 +1,4 @@
-"""What each control command does to a `Worker`; `handlers()` is the dispatch dict.
+"""What each control command does to a worker (`WorkerControl`); `handlers()` is the dispatch dict.
 
 Symbol commands change the running set: live (backfill, warm up, subscribe / unsubscribe) while
 streaming, or only the persisted set while idle or paused, applied at the next start or resume.
@@ -30,15 +30,14 @@ from livermore_schema.enums import (
     SymbolTier,
 )
 from livermore_worker.control import CommandFailed, Handler
+from livermore_worker.control_state import WorkerControl
 from livermore_worker.lease import StreamedSymbol
-from livermore_worker.wiring import clear_series, mode_profile
-from livermore_worker.worker import Worker
 
 
 class WorkerCommands:
     """Carries out control commands on one worker (each under the worker's `op_lock`)."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: WorkerControl) -> None:
         self._w = worker
 
     def handlers(self) -> dict[CommandType, Handler]:
@@ -121,7 +120,7 @@ class WorkerCommands:
         async with self._w.op_lock:
             if mode is self._w.running.mode:
                 return {"status": "already_running", "mode": mode.value}
-            profile = mode_profile(mode, self._w.services.worker_settings.alert_cooldown_s)
+            profile = self._w.profile(mode)
             changed: dict[str, list[str]] = {
                 "added": [],
                 "removed": [],
@@ -132,7 +131,7 @@ class WorkerCommands:
                 names = [s.symbol for s in self._w.running.symbols]
                 changed = await self._w.session.switch(profile, names)
             await self._w.persist(mode=mode)
-            self._w.status_dirty.set()
+            self._w.mark_changed()
             timeframes = [tf.value for tf in profile.timeframes]
             return {"status": "switched", "mode": mode.value, "timeframes": timeframes, **changed}
 
@@ -173,9 +172,7 @@ class WorkerCommands:
             if all(s.symbol != symbol for s in self._w.running.symbols):
                 return {"status": "not_found", "symbol": symbol}
             await self._apply([], [symbol])
-            deleted = await clear_series(
-                self._w.services.redis, self._w.services.exchange.exchange_id, symbol
-            )
+            deleted = await self._w.clear_series(symbol)
             return {"status": "removed", "symbol": symbol, "deleted_keys": deleted}
 
     async def force_backfill(self, command: Command) -> dict[str, Any]:
@@ -213,9 +210,7 @@ class WorkerCommands:
             if payload.scope is ClearScope.TIMEFRAME and payload.timeframe
             else "*"
         )
-        deleted = await clear_series(
-            self._w.services.redis, self._w.services.exchange.exchange_id, symbol, timeframe
-        )
+        deleted = await self._w.clear_series(symbol, timeframe)
         return {"status": "cleared", "scope": payload.scope.value, "deleted_count": deleted}
 
     # ------------------------------------------------------------------ helpers
@@ -242,4 +237,4 @@ class WorkerCommands:
                 raise CommandFailed(f"unknown or unavailable symbol(s): {sorted(failed)}")
         kept = [s for s in self._w.running.symbols if s.symbol not in set(removed)]
         await self._w.persist(symbols=(*kept, *added))
-        self._w.status_dirty.set()
+        self._w.mark_changed()

@@ -28,11 +28,17 @@ from livermore_exchange_core.config import Credentials
 from livermore_exchange_core.events import AdapterLifecycle
 from livermore_exchange_core.factory import create_rest_client
 from livermore_exchange_core.symbols import SymbolSourceService, UserContext
-from livermore_schema.enums import ConnectionState, StartupPhase, SymbolTier, WorkerRole
+from livermore_schema.enums import ConnectionState, StartupPhase, SymbolTier, WorkerMode, WorkerRole
 from livermore_schema.status import ConnectionStatus, LifecycleEvent, StartupProgress
 from livermore_worker.control import CommandFailed
 from livermore_worker.lease import RunningState, RunningStateStore, StreamedSymbol
-from livermore_worker.wiring import Services, StreamingSession, mode_profile
+from livermore_worker.wiring import (
+    ModeProfile,
+    Services,
+    StreamingSession,
+    clear_series,
+    mode_profile,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -178,6 +184,19 @@ class Worker:
         await self.state_store.write(self.running)
 
     # ------------------------------------------------------------------ start / stop
+
+    def profile(self, mode: WorkerMode) -> ModeProfile:
+        """Return what `mode` streams and its alert cooldown on this worker."""
+        return mode_profile(mode, self.services.worker_settings.alert_cooldown_s)
+
+    def mark_changed(self) -> None:
+        """Note a change the status must show (written before the command's response)."""
+        self.status_dirty.set()
+
+    async def clear_series(self, symbol: str = "*", timeframe: str = "*") -> int:
+        """Delete this exchange's cached keys of the series matching; return how many."""
+        exchange_id = self.services.exchange.exchange_id
+        return await clear_series(self.services.redis, exchange_id, symbol, timeframe)
 
     async def resolve_symbols(self) -> tuple[StreamedSymbol, ...]:
         """Return the merged Tier 1 + Tier 2 set for this worker's user (SymbolSourceService)."""
