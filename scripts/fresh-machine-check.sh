@@ -114,8 +114,13 @@ step "copy repository" copy_repo
 status=0
 step "make demo DURATION=$demo_duration" in_root "cd /root/livermore && make demo DURATION=$demo_duration" \
   || status=1
-step "make test${PYTEST_ARGS:+ PYTEST_ARGS=$PYTEST_ARGS}" \
-  in_root "cd /root/livermore && make test ${PYTEST_ARGS:+PYTEST_ARGS=\"$PYTEST_ARGS\"}" || status=1
+if ! step "make test${PYTEST_ARGS:+ PYTEST_ARGS=$PYTEST_ARGS}" \
+  in_root "cd /root/livermore && make test ${PYTEST_ARGS:+PYTEST_ARGS=\"$PYTEST_ARGS\"}"; then
+  status=1
+  # Timing-bound tests can fail on a busy host; running the failures again alone tells those apart.
+  step "make test PYTEST_ARGS=--lf (the failures again, alone)" \
+    in_root "cd /root/livermore && make test PYTEST_ARGS=--lf" || true
+fi
 in_root 'python3 --version; /root/.local/share/livermore/uv-venv/bin/uv --version' || true
 echo "fresh-machine-check $suite: $([ $status -eq 0 ] && echo PASSED || echo FAILED)"
 exit $status
