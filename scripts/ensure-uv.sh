@@ -16,7 +16,7 @@ if ! command -v python3 >/dev/null 2>&1; then
   apt_install python3 python3-venv || fail "python3 is missing and could not be installed"
 fi
 echo "ensure-uv: installing $UV_REQUIREMENT into $tooldir" >&2
-mkdir -p "$(dirname "$tooldir")"
+mkdir -p "$(dirname "$tooldir")" || fail "cannot create $(dirname "$tooldir")"
 if ! python3 -m venv --clear "$tooldir" >/dev/null 2>&1; then
   echo "ensure-uv: python3 cannot create a venv; installing python3-venv" >&2
   apt_install python3-venv || fail "python3-venv is missing and could not be installed"
