@@ -73,7 +73,8 @@ def test_two_exchanges_within_one_bar_make_a_confluence_naming_both() -> None:
         "level",
         "down",
     )
-    assert found.window_ms == MINUTE and found.at_ms == T0 + MINUTE
+    assert (found.window_ms, found.quiet_ms) == (MINUTE, 10 * MINUTE)
+    assert found.at_ms == T0 + MINUTE
     event = confluence_event(found)
     assert event.alert_type is AlertType.CONFLUENCE
     assert [(v.exchange, v.symbol, v.trigger_label) for v in event.venues or []] == [
@@ -141,9 +142,13 @@ async def test_two_racing_claimers_publish_exactly_once(
         later = detectors[0].add(_alert(BINANCE_US, T0 + 2 * MINUTE))
         assert later is not None  # the same excursion reaching a third venue a bar later
         assert await claims[1].claim(later) is False
-        detectors[0].add(_alert(COINBASE, T0 + 10 * MINUTE))
-        fresh = detectors[0].add(_alert(BINANCE, T0 + 10 * MINUTE))
-        assert fresh is not None and await claims[1].claim(fresh) is True
+        detectors[0].add(_alert(COINBASE, T0 + 5 * MINUTE, "level_-250"))
+        deeper = detectors[0].add(_alert(BINANCE, T0 + 6 * MINUTE, "level_-300"))
+        assert deeper is not None  # a later window of the same excursion: within the quiet period
+        assert await claims[0].claim(deeper) is False
+        detectors[0].add(_alert(COINBASE, T0 + 17 * MINUTE))
+        fresh = detectors[0].add(_alert(BINANCE, T0 + 17 * MINUTE))
+        assert fresh is not None and await claims[1].claim(fresh) is True  # quiet since T0+6
     finally:
         await other.aclose()
 

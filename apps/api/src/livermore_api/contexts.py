@@ -68,6 +68,7 @@ async def confluence_ctx(app: web.Application) -> AsyncIterator[None]:
             redis,
             Publisher(redis, config.cache),
             window_bars=config.api.confluence_window_bars,
+            quiet_bars=max(config.api.confluence_quiet_bars, config.api.confluence_window_bars),
             sink=history,
         )
         ready = asyncio.Event()

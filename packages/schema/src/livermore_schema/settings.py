@@ -175,6 +175,8 @@ class ApiSettings(BaseSettings):
     """A client must have sent a request's headers within this long."""
     body_timeout_s: float = Field(default=30.0, gt=0)
     """A client must have sent a request's body within this long (408 otherwise)."""
+    confluence_quiet_bars: float = Field(default=10.0, gt=0, le=1000)
+    """A group's next confluence within this many bars of its last one is not published again."""
 
 
 class LogSettings(BaseSettings):

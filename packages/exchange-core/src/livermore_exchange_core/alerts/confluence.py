@@ -7,9 +7,11 @@ group (asset, timeframe, signal kind, direction), the latest trigger of every ex
 default one bar of the timeframe, in exchange time) it asks Redis for the claim
 (`ConfluenceClaim`): one script compares the group's last published confluence time
 (`confluence_claim_key`) with this one, so several api processes, each seeing the same alerts,
-publish it exactly once. A confluence within one window of the last one of its group (the same
-excursion still spreading over venues, or deeper levels of it) moves that time on instead of
-publishing again. The event goes to `channel:alerts:confluence`.
+publish it exactly once. A later confluence of the group within the quiet period (setting; default
+ten bars) of the last one is the same excursion still spreading over venues or reaching deeper
+levels: it moves that time on instead of publishing again, so one excursion gives one confluence
+even when the venues' crossings leave a bar or two between them. The event goes to
+`channel:alerts:confluence`.
 
 Signal kinds: every `level_*` label is one kind (`level`); each reversal is its own kind; the
 event's `direction` completes the group. Alerts without an `asset` (published before asset
@@ -37,11 +39,11 @@ from livermore_schema.timeframes import duration_ms
 log = structlog.get_logger(__name__)
 
 CLAIM_TTL_SLACK_MS = 3_600_000
-"""Claim keys outlive their window by this much (garbage collection only)."""
+"""Claim keys outlive their quiet period by this much (garbage collection only)."""
 _SWEEP_EVERY = 1000
 
-# KEYS[1] claim key; ARGV: confluence time (exchange ms), window ms, ttl ms.
-# Returns 1 when this caller publishes, 0 when a confluence within the window already was.
+# KEYS[1] claim key; ARGV: confluence time (exchange ms), quiet period ms, ttl ms.
+# Returns 1 when this caller publishes, 0 when one of the group was within the quiet period.
 _CLAIM = """
 local last = redis.call('GET', KEYS[1])
 local at = tonumber(ARGV[1])
@@ -71,6 +73,7 @@ class Confluence:
     group: ConfluenceGroup
     triggers: tuple[AlertEvent, ...]
     window_ms: int
+    quiet_ms: int
 
     @property
     def at_ms(self) -> int:
@@ -102,10 +105,11 @@ def group_of(event: AlertEvent) -> ConfluenceGroup | None:
 class ConfluenceDetector:
     """Remembers each group's latest trigger per exchange and reports confluences (pure)."""
 
-    def __init__(self, *, window_bars: float = 1.0) -> None:
-        if window_bars <= 0:
-            raise ValueError("window_bars must be positive")
+    def __init__(self, *, window_bars: float = 1.0, quiet_bars: float = 10.0) -> None:
+        if window_bars <= 0 or quiet_bars < window_bars:
+            raise ValueError("window_bars must be positive and quiet_bars at least as long")
         self._window_bars = window_bars
+        self._quiet_bars = quiet_bars
         self._latest: dict[ConfluenceGroup, dict[int, AlertEvent]] = {}
         self._added = 0
 
@@ -133,7 +137,8 @@ class ConfluenceDetector:
         others = sorted(
             (e for e in near if e is not event), key=lambda e: (_ms(e.triggered_at), e.exchange_id)
         )
-        return Confluence(group, (*others, event), window)
+        quiet = int(self._quiet_bars * duration_ms(group.timeframe))
+        return Confluence(group, (*others, event), window, quiet)
 
     def _sweep(self, now_ms: int) -> None:
         """Forget groups whose newest trigger is older than the largest window."""
@@ -157,11 +162,11 @@ class ConfluenceClaim:
         self._script = redis.register_script(_CLAIM)
 
     async def claim(self, confluence: Confluence) -> bool:
-        """Return True for exactly one caller per group and window (extending it otherwise)."""
+        """Return True for one caller per group and quiet period (else extend the period)."""
         group = confluence.group
         key = keys.confluence_claim_key(group.asset, group.timeframe, group.kind, group.direction)
-        ttl = 2 * confluence.window_ms + CLAIM_TTL_SLACK_MS
-        won = await self._script(keys=[key], args=[confluence.at_ms, confluence.window_ms, ttl])
+        ttl = 2 * confluence.quiet_ms + CLAIM_TTL_SLACK_MS
+        won = await self._script(keys=[key], args=[confluence.at_ms, confluence.quiet_ms, ttl])
         return int(won) == 1
 
 
@@ -203,12 +208,13 @@ class ConfluenceWatcher:
         publisher: Publisher,
         *,
         window_bars: float = 1.0,
+        quiet_bars: float = 10.0,
         sink: AlertSink | None = None,
         retry_s: float = 1.0,
     ) -> None:
         self._redis = redis
         self._publisher = publisher
-        self._detector = ConfluenceDetector(window_bars=window_bars)
+        self._detector = ConfluenceDetector(window_bars=window_bars, quiet_bars=quiet_bars)
         self._claim = ConfluenceClaim(redis)
         self._sink = sink
         self._retry_s = retry_s
