@@ -208,3 +208,41 @@ async def test_swagger_ui_lists_every_route(
     shot = Path(os.environ.get("LIVERMORE_SCREENSHOT_DIR", "/nonexistent")) / "swagger-page.png"
     if shot.parent.is_dir():
         await page.screenshot(path=str(shot))
+
+
+async def test_the_feed_shows_remote_signals_on_my_symbols_with_their_chart_links(
+    page: Any,
+    client: TestClient[Any, Any],
+    world: World,
+    redis: Redis,
+    pg_settings: DatabaseSettings,
+) -> None:
+    from playwright.async_api import expect
+
+    from livermore_exchange_core.symbols import load_asset_map
+
+    engine = create_async_engine(pg_settings)
+    assets = await load_asset_map(async_session_factory(engine))
+    await engine.dispose()
+    eth = assets.of(1, "ETH-USD")  # the owner watches ETH-USD on Coinbase
+    assert eth is not None
+    await page.goto(str(client.make_url("/admin")))
+    await page.get_by_test_id("token-input").fill(world.owner_token)
+    await page.get_by_test_id("sign-in").click()
+    await page.get_by_test_id("feed-mine").check()
+    await expect(page.get_by_test_id("feed-status")).to_have_text("live")
+
+    publisher = Publisher(redis, CacheSettings())
+    btc = alert(1, "BTC-USD").model_copy(update={"asset": "not-held", "quote": "USD"})
+    remote = alert(2, "ETHUSDT").model_copy(update={"asset": eth.asset, "quote": "USDT"})
+    await publisher.publish_alert(btc)
+    await publisher.publish_alert(remote)
+
+    rows = page.get_by_test_id("alert-item")
+    await expect(rows).to_have_count(1)
+    signal = rows.first.get_by_test_id("alert-signal")
+    await expect(signal).to_have_text("Binance ETHUSDT level_-200 ↓ → your Coinbase ETH-USD")
+    local = signal.get_by_test_id("alert-local")
+    await expect(local).to_have_attribute(
+        "href", "/admin/chart?exchange=coinbase&symbol=ETH-USD&timeframe=15m"
+    )

@@ -219,11 +219,41 @@ function chartUrl(exchange, symbol, timeframe) {
   return `/admin/chart?${new URLSearchParams({ exchange, symbol, timeframe })}`;
 }
 
+const EXCHANGE_TITLES = { coinbase: "Coinbase", binance: "Binance", binance_us: "Binance US" };
+const ARROWS = { up: "↑", down: "↓" };
+
+function exchangeTitle(name) {
+  return EXCHANGE_TITLES[name] || name;
+}
+
+// "Coinbase BTC-USD level_-200 ↓ → your Binance BTCUSDT", each "your" symbol linking its chart.
+function renderSignal(td, alert) {
+  const arrow = ARROWS[alert.direction] || "";
+  const venues = alert.venues && alert.venues.length ? alert.venues : [{
+    exchange: alert.source_exchange_name, symbol: alert.symbol, trigger_label: alert.trigger_label,
+  }];
+  const said = venues.map((v) => `${exchangeTitle(v.exchange)} ${v.symbol} ${v.trigger_label}`);
+  const prefix = alert.alert_type === "confluence" ? "confluence: " : "";
+  td.append(`${prefix}${said.join(" + ")} ${arrow}`);
+  for (const [index, local] of (alert.local || []).entries()) {
+    td.append(index === 0 ? " → your " : ", ");
+    const link = document.createElement("a");
+    link.href = chartUrl(local.exchange, local.symbol, alert.timeframe);
+    link.textContent = `${exchangeTitle(local.exchange)} ${local.symbol}`;
+    link.dataset.testid = "alert-local";
+    link.addEventListener("click", (event) => event.stopPropagation());
+    td.appendChild(link);
+  }
+}
+
 function renderAlert(alert) {
   const row = document.createElement("tr");
-  row.dataset.testid = "alert-item";
+  row.dataset.testid = alert.alert_type === "confluence" ? "alert-confluence" : "alert-item";
   row.className = "fresh";
-  const url = chartUrl(alert.source_exchange_name, alert.symbol, alert.timeframe);
+  const mine = alert.local && alert.local.length ? alert.local[0] : null;
+  const url = mine
+    ? chartUrl(mine.exchange, mine.symbol, alert.timeframe)
+    : chartUrl(alert.source_exchange_name, alert.symbol, alert.timeframe);
   row.dataset.chart = url;
   row.title = "open the chart";
   row.addEventListener("click", () => { location.href = url; });
@@ -231,7 +261,7 @@ function renderAlert(alert) {
   cell(row, alert.source_exchange_name, "alert-exchange");
   const symbol = cell(row, "");
   const link = document.createElement("a");
-  link.href = url;
+  link.href = chartUrl(alert.source_exchange_name, alert.symbol, alert.timeframe);
   link.textContent = alert.symbol;
   link.dataset.testid = "alert-symbol";
   symbol.appendChild(link);
@@ -240,6 +270,7 @@ function renderAlert(alert) {
   cell(row, alert.delayed ? `${alert.direction} (delayed)` : alert.direction, "alert-direction");
   cell(row, Number(alert.trigger_value).toFixed(1), "alert-macdv");
   cell(row, alert.price, "alert-price");
+  renderSignal(cell(row, "", "alert-signal"), alert);
   const body = $("alert-feed").tBodies[0];
   body.insertBefore(row, body.firstChild);
   while (body.rows.length > FEED_LIMIT) body.deleteRow(-1);
@@ -247,7 +278,9 @@ function renderAlert(alert) {
 
 function connectFeed() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}/ws/alerts?token=${encodeURIComponent(token())}`);
+  const query = new URLSearchParams({ token: token() || "" });
+  if ($("feed-mine").checked) query.set("mine", "true");
+  const socket = new WebSocket(`${scheme}://${location.host}/ws/alerts?${query}`);
   state.socket = socket;
   $("feed-status").textContent = "connecting";
   socket.onmessage = (message) => {
@@ -268,6 +301,11 @@ $("signin-form").addEventListener("submit", (event) => {
   signIn($("token-input").value.trim());
 });
 $("sign-out").addEventListener("click", () => signOut());
+$("feed-mine").addEventListener("change", () => {
+  if (state.socket) { state.socket.onclose = null; state.socket.close(); }
+  $("alert-feed").tBodies[0].replaceChildren();
+  if (token()) connectFeed();
+});
 $("symbols-exchange").addEventListener("change", loadSymbols);
 $("symbols-search").addEventListener("input", () => {
   clearTimeout(state.searchTimer);
