@@ -11,8 +11,8 @@ from livermore_demo.console import (
     format_price,
     format_progress,
 )
-from livermore_schema.alerts import AlertEvent
-from livermore_schema.enums import Bias, ConnectionState, StartupPhase, Timeframe
+from livermore_schema.alerts import AlertEvent, ConfluenceVenue
+from livermore_schema.enums import AlertType, Bias, ConnectionState, StartupPhase, Timeframe
 from livermore_schema.status import StartupProgress
 
 
@@ -47,6 +47,25 @@ def test_alert_line_names_time_exchange_symbol_timeframe_label_direction_macdv_p
         *("label", "dir", "MACD-V", "price"),
     ]
     assert format_alert(_alert(delayed=True)) == f"{line}  delayed"
+
+
+def test_a_confluence_is_printed_with_its_asset_and_every_venue() -> None:
+    coinbase = _alert(exchange_id=1, symbol="BTC-USD", source_exchange_name="coinbase")
+    binance = _alert(trigger_label="level_200", trigger_value=201.0)
+    venues = [
+        ConfluenceVenue(
+            alert_id=e.id, exchange_id=e.exchange_id, exchange=e.source_exchange_name,
+            symbol=e.symbol, trigger_label=e.trigger_label, trigger_value=e.trigger_value,
+            price=e.price, triggered_at=e.triggered_at,
+        )
+        for e in (coinbase, binance)
+    ]  # fmt: skip
+    event = _alert(alert_type=AlertType.CONFLUENCE, asset="bitcoin", venues=venues)
+
+    assert format_alert(event) == (
+        "03:04:05   CONFLUENCE bitcoin     5m  up: "
+        "coinbase BTC-USD level_150 +152.3, binance BTCUSDT level_200 +201.0"
+    )
 
 
 def test_alert_time_is_converted_to_utc_and_negative_values_keep_their_sign() -> None:

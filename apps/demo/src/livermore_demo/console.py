@@ -8,7 +8,7 @@ from datetime import UTC
 from typing import TextIO
 
 from livermore_schema.alerts import AlertEvent
-from livermore_schema.enums import ConnectionState
+from livermore_schema.enums import AlertType, ConnectionState
 from livermore_schema.status import StartupProgress
 
 ALERT_HEADER = (
@@ -26,9 +26,19 @@ def format_alert(event: AlertEvent) -> str:
     """Return the one console line of an alert (columns as in `ALERT_HEADER`).
 
     The time is the alert's `triggered_at` in UTC: exchange time, which the simulator runs fast.
-    An alert judged after its bar closed (a revised or repaired bar) ends with `delayed`.
+    An alert judged after its bar closed (a revised or repaired bar) ends with `delayed`. A
+    confluence names its asset and every venue's trigger instead.
     """
     when = event.triggered_at.astimezone(UTC).strftime("%H:%M:%S")
+    if event.alert_type is AlertType.CONFLUENCE:
+        venues = ", ".join(
+            f"{v.exchange} {v.symbol} {v.trigger_label} {v.trigger_value:+.1f}"
+            for v in event.venues or []
+        )
+        return (
+            f"{when:<10} {'CONFLUENCE':<10} {event.asset or event.symbol:<10} "
+            f"{event.timeframe.value:>3}  {event.direction.value}: {venues}"
+        )
     line = (
         f"{when:<10} {event.source_exchange_name:<10} {event.symbol:<10} "
         f"{event.timeframe.value:>3}  {event.trigger_label:<20} {event.direction.value:<4} "
