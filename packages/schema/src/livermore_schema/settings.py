@@ -163,6 +163,8 @@ class ApiSettings(BaseSettings):
     """Run the confluence watcher (`channel:alerts:confluence`) in this api process."""
     confluence_window_bars: float = Field(default=1.0, gt=0, le=100)
     """Triggers this many bars of their timeframe apart still make one confluence."""
+    confluence_quiet_bars: float = Field(default=10.0, gt=0, le=1000)
+    """A group's next confluence within this many bars of its last one is not published again."""
     stream_max_per_user: int = Field(default=20, ge=1)
     """Open SSE/WebSocket alert streams one user may hold; more are answered 429."""
     stream_max_total: int = Field(default=1000, ge=1)
@@ -175,8 +177,6 @@ class ApiSettings(BaseSettings):
     """A client must have sent a request's headers within this long."""
     body_timeout_s: float = Field(default=30.0, gt=0)
     """A client must have sent a request's body within this long (408 otherwise)."""
-    confluence_quiet_bars: float = Field(default=10.0, gt=0, le=1000)
-    """A group's next confluence within this many bars of its last one is not published again."""
 
 
 class LogSettings(BaseSettings):
