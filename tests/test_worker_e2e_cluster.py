@@ -7,6 +7,7 @@ the simulator's ground truth, with no missing and no duplicate bar.
 
 from __future__ import annotations
 
+import signal
 import socket
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from livermore_cache.candles import CandleCache
 from livermore_cache.commands import CommandBus
 from livermore_cache.status import StatusStore
 from livermore_exchange_sim.market import Venue
+from livermore_exchange_sim.scenarios import macdv_excursion
 from livermore_exchange_sim.testing import running_sim
 from livermore_schema.control import SwitchModeCommand
 from livermore_schema.enums import (
@@ -81,15 +83,19 @@ async def _truth_matches(
     return len(found)
 
 
-async def test_worker_on_the_cluster_backfills_streams_and_answers_commands(
+async def test_worker_on_the_cluster_backfills_streams_answers_alerts_and_hands_over(
     seeded_symbols: dict[int, tuple[str, ...]],
     spawn_cluster_worker: Callable[..., Any],
     redis_cluster: Any,
     cluster_lifecycle: Any,
+    cluster_alerts: Any,
     poll_until: Any,
 ) -> None:
     start_ms = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS
-    async with running_sim(seed=3, speed=60.0, symbols=["BTC", "ETH"], start_ms=start_ms) as sim:
+    excursion = macdv_excursion("BTC", start_ms + 6 * MINUTE_MS, timeframe_ms=MINUTE_MS)
+    async with running_sim(
+        seed=3, speed=60.0, symbols=["BTC", "ETH"], scenarios=[excursion], start_ms=start_ms
+    ) as sim:
         worker = spawn_cluster_worker("binance", "--autostart", sim=sim)
         await cluster_lifecycle.wait_for(
             lambda e: (
@@ -131,8 +137,37 @@ async def test_worker_on_the_cluster_backfills_streams_and_answers_commands(
         before = await statuses.read(BINANCE)
         assert before is not None and before.mode is WorkerMode.SCALPER_MACDV
 
-        worker.terminate()
-        assert await worker.wait_exit(20) == 0, worker.tail()
+        standby = spawn_cluster_worker("binance", sim=sim)
+        await cluster_lifecycle.wait_for(
+            lambda e: e.exchange_id == BINANCE and (e.reason or "").startswith("standby"),
+            30,
+            "standby announced",
+        )
+        worker.terminate(signal.SIGKILL)
+        killed_at = time.monotonic()
+
+        async def taken_over() -> Any:
+            status = await statuses.read(BINANCE)
+            ok = (
+                status is not None
+                and status.worker_id != before.worker_id
+                and status.connection_state is ConnectionState.CONNECTED
+            )
+            return status if ok else None
+
+        after = await poll_until(taken_over, 15, "the standby serving on the cluster")
+        took_s = time.monotonic() - killed_at
+        assert took_s < 10, f"takeover took {took_s:.1f}s"
+        assert after.mode is WorkerMode.SCALPER_MACDV
+        await cluster_alerts.wait_for(lambda a: a.symbol == "BTCUSDT", 40, "the scripted alert")
+        seen = [
+            (a.symbol, a.timeframe, a.trigger_label, a.triggered_at)
+            for _, a in cluster_alerts.items
+        ]
+        assert len(seen) == len(set(seen)), f"an alert fired twice: {seen}"
+        print(f"cluster takeover after kill -9: {took_s:.1f} s")
+        standby.terminate()
+        assert await standby.wait_exit(20) == 0, standby.tail()
 
 
 async def test_killing_the_master_of_the_lease_slot_mid_stream_loses_no_bar(
