@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -99,12 +100,20 @@ class Supervisor:
         self._stop = stop
         async with asyncio.TaskGroup() as group:
             group.create_task(self._heartbeat(), name="heartbeat")
+            failed_terms = 0
             while await self._wait_for_lease():
                 self.terms += 1
+                began = time.monotonic()
                 reason = await self._term()
                 if stop.is_set():
                     break
                 await self._step_down(reason)
+                # Terms that keep failing soon after they began wait longer and longer before
+                # the next takeover, so a persistent fault is never a tight crash loop.
+                quick_failure = reason.startswith("failed") and time.monotonic() - began < 60
+                failed_terms = failed_terms + 1 if quick_failure else 0
+                if failed_terms:
+                    await _wait_any(min(30.0, 2.0 ** (failed_terms - 1)), stop)
             await self._shutdown()
         return 0
 
@@ -150,7 +159,7 @@ class Supervisor:
                         await self._w.stop_streaming(ConnectionState.STOPPED, "shutdown")
         except* Exception as failed:
             first = failed.exceptions[0]
-            reason = f"store unavailable: {type(first).__name__}: {str(first)[:200]}"
+            reason = f"failed: {type(first).__name__}: {str(first)[:200]}"
             log.error("worker.term_failed", reason=reason, worker_id=self._w.identity.worker_id)
         finally:
             self._w.group = None
