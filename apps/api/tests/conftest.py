@@ -32,7 +32,9 @@ ABSENT_ENV = "LIVERMORE_TEST_ABSENT_SECRET"
 @pytest.fixture
 def api_config(pg_settings: DatabaseSettings, redis_settings: RedisSettings) -> ApiConfig:
     return ApiConfig(
-        api=ApiSettings(host="127.0.0.1", port=8080, command_timeout_s=5.0),
+        api=ApiSettings(
+            host="127.0.0.1", port=8080, command_timeout_s=5.0, account_env_prefix="LIVERMORE_TEST_"
+        ),
         database=pg_settings,
         redis=redis_settings,
         environ={PRESENT_ENV: "never-returned-value"},

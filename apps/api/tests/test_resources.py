@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -62,9 +63,16 @@ async def test_exchanges_report_live_dead_and_absent_workers(
         "state": None,
         "status": None,
     }
-    health = await _get(client, "/health", world.other_token)
+    health = await _get(client, "/api/health", world.other_token)
     assert health["status"] == "ok" and health["postgres"] and health["redis"]
     assert health["workers"]["binance"]["liveness"] == "dead"
+    assert health["workers"]["coinbase"]["status"]["worker_id"]
+    async with client.get("/health") as public:
+        shown = await public.json()
+    assert public.status == 200
+    assert shown["workers"]["coinbase"] == {"alive": True, "state": "connected"}
+    assert shown["workers"]["binance"] == {"alive": False, "state": "connected"}
+    assert "worker_id" not in json.dumps(shown) and "error" not in json.dumps(shown)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from sqlalchemy import update
 
 from livermore_api import ApiConfig, create_app
 from livermore_schema.db import async_session_factory, create_async_engine
-from livermore_schema.settings import ApiSettings, DatabaseSettings
+from livermore_schema.settings import DatabaseSettings
 from livermore_schema.tables import User
 
 from .conftest import World
@@ -27,11 +27,12 @@ STREAMS = 200
 
 @pytest.fixture
 async def capped(api_config: ApiConfig, redis: Redis) -> AsyncIterator[TestClient[Any, Any]]:
-    api = ApiSettings(
-        command_timeout_s=5.0,
-        stream_max_per_user=STREAMS,
-        stream_max_total=STREAMS + 20,
-        stream_recheck_s=0.2,
+    api = api_config.api.model_copy(
+        update=dict(
+            stream_max_per_user=STREAMS,
+            stream_max_total=STREAMS + 20,
+            stream_recheck_s=0.2,
+        )
     )
     config = dataclasses.replace(api_config, api=api, stream_ping_s=15.0)
     async with TestClient(TestServer(create_app(config), host="127.0.0.1")) as test_client:

@@ -17,7 +17,7 @@ from aiohttp import web
 from pydantic import ValidationError
 from redis.exceptions import RedisClusterException, RedisError
 
-from livermore_api.app import create_app
+from livermore_api.app import create_app, server_options
 from livermore_api.auth import revoke_token
 from livermore_api.config import ApiConfig
 from livermore_api.middlewares import AccessLogger
@@ -159,7 +159,14 @@ def _serve(args: argparse.Namespace, database: DatabaseSettings) -> None:
     host = args.host or api.host
     port = args.port or api.port
     print(f"livermore-api on http://{host}:{port} (admin page /admin, docs /api/openapi.json)")
-    web.run_app(create_app(config), host=host, port=port, access_log_class=AccessLogger, print=None)
+    web.run_app(
+        create_app(config),
+        host=host,
+        port=port,
+        access_log_class=AccessLogger,
+        print=None,
+        **server_options(config),
+    )
 
 
 def run(argv: Sequence[str] | None = None) -> None:

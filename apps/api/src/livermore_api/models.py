@@ -30,7 +30,10 @@ EnvVarName = Annotated[
 Username = Annotated[str, Field(min_length=2, max_length=50, pattern=r"^[A-Za-z0-9_.\-]+$")]
 Email = Annotated[str, Field(min_length=3, max_length=255, pattern=r"^[^@\s]+@[^@\s]+$")]
 Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
-Money = Annotated[Decimal, Field(ge=0, max_digits=30, decimal_places=12)]
+WATCHLIST_MAX = 500
+"""Symbols one exchange's watchlist may hold."""
+
+Money = Annotated[Decimal, Field(ge=0, max_digits=30, decimal_places=8)]  # NUMERIC(30, 8)
 Quantity = Annotated[Decimal, Field(ge=0, max_digits=38, decimal_places=18)]
 
 
@@ -199,7 +202,7 @@ class AccountUpdate(Strict):
 class WatchlistReplace(Strict):
     """The whole watchlist of one exchange."""
 
-    symbols: Annotated[list[Symbol], Field(max_length=500)]
+    symbols: Annotated[list[Symbol], Field(max_length=WATCHLIST_MAX)]
 
 
 class WatchlistAdd(Strict):

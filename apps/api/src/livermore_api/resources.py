@@ -273,6 +273,23 @@ class HealthOut(Resource):
     workers: dict[str, WorkerState]
 
 
+class PublicWorkerState(Resource):
+    """What anyone may know of a worker: alive or not, and its last state."""
+
+    alive: bool
+    state: ConnectionState | None
+
+
+class PublicHealthOut(Resource):
+    """`/health` without a token: the stores and each worker's liveness, nothing more."""
+
+    status: str
+    version: str
+    postgres: bool
+    redis: bool
+    workers: dict[str, PublicWorkerState]
+
+
 class ErrorBody(Resource):
     """Inside the error envelope."""
 

@@ -28,8 +28,13 @@ _EX = "/api/exchanges/{exchange}"
 
 ROUTES: tuple[Route, ...] = (
     # ---------------------------------------------------------------- system
-    Route("health", "GET", "/health", system.health, "PostgreSQL, Redis and worker liveness",
-          Access.PUBLIC, "system", response_model=r.HealthOut,
+    Route("health", "GET", "/health", system.health,
+          "PostgreSQL, Redis and each worker's liveness (alive, state; no details)",
+          Access.PUBLIC, "system", response_model=r.PublicHealthOut,
+          responses={503: "PostgreSQL or Redis is down (body is still PublicHealthOut)"}),
+    Route("health.details", "GET", "/api/health", system.health_details,
+          "Health with each worker's full status (worker id, error, startup progress)",
+          Access.USER, "system", response_model=r.HealthOut,
           responses={503: "PostgreSQL or Redis is down (body is still HealthOut)"}),
     Route("openapi", "GET", "/api/openapi.json", system.openapi, "This document",
           Access.USER, "system"),

@@ -6,6 +6,7 @@ OpenAPI document and the authorization tests.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from livermore_api.auth import Principal, authenticate
 from livermore_api.errors import (
     BadRequestError,
     ForbiddenError,
+    RequestTimeoutError,
     UnauthorizedError,
     UnsupportedMediaTypeError,
     ValidationFailedError,
@@ -92,7 +94,19 @@ def _details(err: ValidationError, where: str) -> list[dict[str, Any]]:
     ]
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 def _validate(model: type[M] | None, raw: Mapping[str, Any], where: str) -> M | None:
+    if _has_nul(dict(raw)):  # PostgreSQL text cannot hold NUL; no identifier or name has one
+        raise ValidationFailedError(f"the {where} holds a NUL character", code="nul_character")
     if model is None:
         if where == "query":
             return None
@@ -113,9 +127,16 @@ async def _read_body(request: web.Request, model: type[M] | None) -> M | None:
             f"send the body as application/json, not {request.content_type}"
         )
     try:
-        raw = json.loads(await request.read() or b"null")
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BadRequestError("the body is not valid JSON", details=str(err)) from None
+        async with asyncio.timeout(request.app[keys.CONFIG].api.body_timeout_s):
+            data = await request.read()
+    except TimeoutError:
+        raise RequestTimeoutError("the request body did not arrive in time") from None
+    try:
+        raw = json.loads(data or b"null")
+    except (UnicodeDecodeError, ValueError) as err:  # JSONDecodeError, a 5,000-digit number
+        raise BadRequestError("the body is not valid JSON", details=str(err)[:200]) from None
+    except RecursionError:
+        raise BadRequestError("the body is nested too deeply") from None
     if not isinstance(raw, dict):
         raise ValidationFailedError("the body must be a JSON object")
     return _validate(model, raw, "body")
@@ -127,11 +148,18 @@ def _token_of(request: web.Request, route: Route) -> str:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise UnauthorizedError("use 'Authorization: Bearer <token>'")
-        return token.strip()
+        return _printable(token.strip())
     from_query = request.query.get("token") if route.token_in_query else None
     if not from_query:
         raise UnauthorizedError("missing bearer token")
-    return from_query
+    return _printable(from_query)
+
+
+def _printable(token: str) -> str:
+    # tokens are ASCII; a header byte like 0xff arrives as a lone surrogate that cannot be hashed
+    if not (token.isascii() and token.isprintable()):
+        raise UnauthorizedError("unknown or revoked token")
+    return token
 
 
 async def _principal(request: web.Request, route: Route) -> Principal:

@@ -7,12 +7,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import structlog
 from pydantic import TypeAdapter
 
 from livermore_cache import keys
 from livermore_cache._lua import STATUS_HEARTBEAT
 from livermore_cache.client import RedisClient
 from livermore_schema.status import ConnectionStatus
+
+log = structlog.get_logger(__name__)
 
 MISSED_BEATS = 3
 """Heartbeats a worker may miss before its status is stale and its key expires."""
@@ -22,6 +25,17 @@ _DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
 
 def _ttl_ms(status: ConnectionStatus, missed_beats: int) -> int:
     return max(1, math.ceil(missed_beats * status.heartbeat_interval_s * 1000))
+
+
+def _parse(exchange_id: int, raw: Any) -> ConnectionStatus | None:
+    """The stored status, or None (logged) when the payload is malformed: readers never fail."""
+    if raw is None:
+        return None
+    try:
+        return ConnectionStatus.model_validate_json(raw)
+    except ValueError as err:
+        log.warning("status.malformed", exchange_id=exchange_id, reason=str(err)[:300])
+        return None
 
 
 class StatusStore:
@@ -41,8 +55,7 @@ class StatusStore:
 
     async def read(self, exchange_id: int) -> ConnectionStatus | None:
         """Return the status, or None when no live worker wrote one."""
-        raw = await self._redis.get(keys.status_key(exchange_id))
-        return None if raw is None else ConnectionStatus.model_validate_json(raw)
+        return _parse(exchange_id, await self._redis.get(keys.status_key(exchange_id)))
 
     async def read_all(self, exchange_ids: Sequence[int]) -> dict[int, ConnectionStatus | None]:
         """Return each exchange's status (one pipelined GET per key)."""
@@ -51,7 +64,7 @@ class StatusStore:
             pipe.get(keys.status_key(exchange_id))
         raws: list[Any] = await pipe.execute()
         return {
-            exchange_id: None if raw is None else ConnectionStatus.model_validate_json(raw)
+            exchange_id: _parse(exchange_id, raw)
             for exchange_id, raw in zip(exchange_ids, raws, strict=True)
         }
 

@@ -60,9 +60,15 @@ def create_engine(settings: DatabaseSettings) -> Engine:
 
 
 def create_async_engine(settings: DatabaseSettings) -> AsyncEngine:
-    """Return an asyncio SQLAlchemy engine (psycopg 3) with pre-ping for `settings`."""
+    """Return an asyncio SQLAlchemy engine (psycopg 3) with pre-ping for `settings`.
+
+    Bound parameters are hidden from errors and logs: they hold token hashes and emails.
+    """
     return sa_create_async_engine(
-        settings.url(), pool_pre_ping=True, connect_args=dict(_CONNECT_ARGS)
+        settings.url(),
+        pool_pre_ping=True,
+        connect_args=dict(_CONNECT_ARGS),
+        hide_parameters=True,
     )
 
 

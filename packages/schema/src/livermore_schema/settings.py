@@ -177,6 +177,9 @@ class ApiSettings(BaseSettings):
     """A client must have sent a request's headers within this long."""
     body_timeout_s: float = Field(default=30.0, gt=0)
     """A client must have sent a request's body within this long (408 otherwise)."""
+    account_env_prefix: str = Field(default="LIVERMORE_ACCOUNT_", pattern=r"^[A-Z_][A-Z0-9_]*$")
+    """Exchange accounts may only name credential variables starting with this, so their
+    presence check reveals nothing about any other variable of the api's environment."""
 
 
 class LogSettings(BaseSettings):

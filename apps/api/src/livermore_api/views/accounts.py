@@ -11,7 +11,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from livermore_api import keys
-from livermore_api.errors import ConflictError, NotFoundError
+from livermore_api.config import ApiConfig
+from livermore_api.errors import ConflictError, NotFoundError, ValidationFailedError
 from livermore_api.models import AccountCreate, AccountPath, AccountUpdate
 from livermore_api.resources import AccountOut
 from livermore_api.routing import body_of, json_response, path_of, principal_of
@@ -19,14 +20,28 @@ from livermore_api.views.common import check_owner, requested_user, resolve_exch
 from livermore_schema.tables import Exchange, UserExchange, utcnow
 
 
-def _present(environ: Mapping[str, str], name: str | None) -> bool | None:
-    return None if name is None else name in environ
+def _present(environ: Mapping[str, str], name: str | None, prefix: str) -> bool | None:
+    # only names under the prefix are looked up: the check must not probe the api's environment
+    return None if name is None or not name.startswith(prefix) else name in environ
 
 
-def account_out(
-    account: UserExchange, exchange: Exchange, environ: Mapping[str, str]
-) -> AccountOut:
+def _check_env_names(request: web.Request, body: AccountCreate | AccountUpdate) -> None:
+    """422 unless every credential variable name starts with the configured prefix."""
+    prefix = request.app[keys.CONFIG].api.account_env_prefix
+    bad = [
+        {"in": "body", "loc": [field], "msg": f"must start with {prefix}", "type": "env_prefix"}
+        for field in ("api_key_env_var", "api_secret_env_var")
+        if (name := getattr(body, field)) is not None and not name.startswith(prefix)
+    ]
+    if bad:
+        raise ValidationFailedError(
+            f"credential variable names must start with {prefix}", details=bad
+        )
+
+
+def account_out(account: UserExchange, exchange: Exchange, config: ApiConfig) -> AccountOut:
     """Serialise an account, reporting whether each env var is set (never its value)."""
+    environ, prefix = config.environ, config.api.account_env_prefix
     assert account.id is not None
     return AccountOut(
         id=account.id,
@@ -35,9 +50,9 @@ def account_out(
         exchange=exchange.name,
         display_name=account.display_name,
         api_key_env_var=account.api_key_env_var,
-        api_key_env_var_present=_present(environ, account.api_key_env_var),
+        api_key_env_var_present=_present(environ, account.api_key_env_var, prefix),
         api_secret_env_var=account.api_secret_env_var,
-        api_secret_env_var_present=_present(environ, account.api_secret_env_var),
+        api_secret_env_var_present=_present(environ, account.api_secret_env_var, prefix),
         is_active=account.is_active,
         is_default=account.is_default,
         last_connected_at=account.last_connected_at,
@@ -71,7 +86,7 @@ async def _clear_other_defaults(db: AsyncSession, account: UserExchange) -> None
 
 async def list_accounts(request: web.Request) -> web.StreamResponse:
     """List a user's exchange accounts."""
-    environ = request.app[keys.CONFIG].environ
+    config = request.app[keys.CONFIG]
     async with session(request) as db:
         user_id = await requested_user(request, db)
         rows = await db.exec(
@@ -80,14 +95,14 @@ async def list_accounts(request: web.Request) -> web.StreamResponse:
             .where(col(UserExchange.user_id) == user_id)
             .order_by(col(UserExchange.id))
         )
-        items = [account_out(a, e, environ).model_dump(mode="json") for a, e in rows.all()]
+        items = [account_out(a, e, config).model_dump(mode="json") for a, e in rows.all()]
     return json_response({"items": items})
 
 
 async def create_account(request: web.Request) -> web.StreamResponse:
     """Add an exchange account (one per user and exchange)."""
     body = body_of(request, AccountCreate)
-    environ = request.app[keys.CONFIG].environ
+    _check_env_names(request, body)
     async with session(request) as db:
         user_id = await requested_user(request, db)
         exchange = await resolve_exchange(db, body.exchange)
@@ -108,19 +123,20 @@ async def create_account(request: web.Request) -> web.StreamResponse:
             ) from None
         await _clear_other_defaults(db, account)
         await db.commit()
-        return json_response(account_out(account, exchange, environ), status=201)
+        return json_response(account_out(account, exchange, request.app[keys.CONFIG]), status=201)
 
 
 async def get_account(request: web.Request) -> web.StreamResponse:
     """Return one account."""
     async with session(request) as db:
         account, exchange = await _owned(request, db)
-    return json_response(account_out(account, exchange, request.app[keys.CONFIG].environ))
+    return json_response(account_out(account, exchange, request.app[keys.CONFIG]))
 
 
 async def update_account(request: web.Request) -> web.StreamResponse:
     """Change an account's fields."""
     body = body_of(request, AccountUpdate)
+    _check_env_names(request, body)
     async with session(request) as db:
         account, exchange = await _owned(request, db)
         for name, value in body.model_dump(exclude_unset=True).items():
@@ -131,7 +147,7 @@ async def update_account(request: web.Request) -> web.StreamResponse:
         await db.flush()
         await _clear_other_defaults(db, account)
         await db.commit()
-        return json_response(account_out(account, exchange, request.app[keys.CONFIG].environ))
+        return json_response(account_out(account, exchange, request.app[keys.CONFIG]))
 
 
 async def delete_account(request: web.Request) -> web.StreamResponse:

@@ -19,6 +19,9 @@ from livermore_cache.client import RedisClient
 from livermore_cache.status import StatusStore
 from livermore_schema.tables import Exchange, User, UserExchange
 
+INT32_MAX = 2**31 - 1
+"""Largest id PostgreSQL's `integer` holds; a bigger number names no row."""
+
 
 def session(request: web.Request) -> AsyncSession:
     """Return a new database session (use it as `async with`)."""
@@ -32,8 +35,9 @@ def redis_of(request: web.Request) -> RedisClient:
 
 async def resolve_exchange(db: AsyncSession, ref: str) -> Exchange:
     """Return the exchange named (or numbered) `ref`, or raise 404."""
+    numeric = ref.isascii() and ref.isdigit() and int(ref) <= INT32_MAX
     query = select(Exchange).where(
-        col(Exchange.id) == int(ref) if ref.isdigit() else col(Exchange.name) == ref
+        col(Exchange.id) == int(ref) if numeric else col(Exchange.name) == ref
     )
     found: Exchange | None = (await db.exec(query)).one_or_none()
     if found is None:

@@ -13,7 +13,13 @@ from livermore_api.errors import NotFoundError
 from livermore_api.metrics import CONTENT_TYPE, METRICS
 from livermore_api.models import StaticPath
 from livermore_api.openapi import build_openapi
-from livermore_api.resources import HealthOut, MeOut, WorkerState
+from livermore_api.resources import (
+    HealthOut,
+    MeOut,
+    PublicHealthOut,
+    PublicWorkerState,
+    WorkerState,
+)
 from livermore_api.routing import ROUTE_TABLE, json_response, path_of, principal_of
 from livermore_api.views.common import (
     all_exchanges,
@@ -56,8 +62,7 @@ async def _redis_ok(request: web.Request) -> bool:
         return False
 
 
-async def health(request: web.Request) -> web.StreamResponse:
-    """Report PostgreSQL, Redis and each exchange's worker; 503 unless both stores answer."""
+async def _health(request: web.Request) -> tuple[HealthOut, bool]:
     exchanges, redis_ok = await asyncio.gather(_postgres_ok(request), _redis_ok(request))
     workers: dict[str, WorkerState] = {}
     if exchanges is not None and redis_ok:
@@ -71,6 +76,25 @@ async def health(request: web.Request) -> web.StreamResponse:
         redis=redis_ok,
         workers=workers,
     )
+    return body, healthy
+
+
+async def health(request: web.Request) -> web.StreamResponse:
+    """Report the stores and each worker's liveness (no details); 503 unless both stores answer."""
+    body, healthy = await _health(request)
+    public = PublicHealthOut(
+        **body.model_dump(exclude={"workers"}),
+        workers={
+            name: PublicWorkerState(alive=state.alive, state=state.state)
+            for name, state in body.workers.items()
+        },
+    )
+    return json_response(public, status=200 if healthy else 503)
+
+
+async def health_details(request: web.Request) -> web.StreamResponse:
+    """Report the stores and each worker with its full status (worker id, error, progress)."""
+    body, healthy = await _health(request)
     return json_response(body, status=200 if healthy else 503)
 
 

@@ -7,8 +7,9 @@ from typing import Any
 from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from livermore_api.errors import NotFoundError
+from livermore_api.errors import ConflictError, NotFoundError
 from livermore_api.models import (
+    WATCHLIST_MAX,
     ExchangePath,
     SymbolPath,
     WatchlistAdd,
@@ -71,6 +72,11 @@ async def add_to_watchlist(request: web.Request) -> web.StreamResponse:
         watchlist = _watchlist(user)
         symbols = watchlist.setdefault(exchange.name, [])
         if body.symbol not in symbols:
+            if len(symbols) >= WATCHLIST_MAX:
+                raise ConflictError(
+                    f"the {exchange.name} watchlist already holds {WATCHLIST_MAX} symbols",
+                    code="watchlist_full",
+                )
             symbols.append(body.symbol)
         return json_response(await _save(db, user, watchlist))
 
