@@ -19,6 +19,9 @@ from livermore_exchange_core.events import GapNotice
 from livermore_exchange_core.indicators.calculator import IndicatorCalculator
 from livermore_exchange_core.pipeline import CandlePipeline
 from livermore_exchange_core.stage import ClosedBarStage
+from livermore_exchange_sim.market import Venue
+from livermore_exchange_sim.scenarios import macdv_excursion
+from livermore_exchange_sim.testing import running_sim
 from livermore_schema.alerts import AlertEvent
 from livermore_schema.enums import CandleSource, Timeframe
 from livermore_schema.indicators import IndicatorValue
@@ -27,6 +30,7 @@ from livermore_schema.settings import CacheSettings
 from livermore_schema.timeframes import duration_ms
 
 from .test_alert_evaluator import make_evaluator, reading
+from .test_alert_pipeline import FEED_FROM, FEED_TO, M5, NOW, expected_labels, sim_candles
 from .test_pipeline import MIN, T0, ListRepairer
 
 HOUR = 60 * MIN
@@ -253,3 +257,40 @@ async def _evaluate_each(evaluator: AlertEvaluator, values: Sequence[IndicatorVa
     for value in values:
         fired += len(await evaluator.evaluate(value))
     return fired
+
+
+async def test_a_burst_through_the_stage_alerts_each_crossing_once(redis: Any) -> None:
+    """A scripted fall fed as one burst: claims ride the write flush, each label fires once."""
+    scenario = macdv_excursion("ETH", NOW - 60 * M5, direction=-1)
+    settings = CacheSettings()
+    candles, indicators = CandleCache(redis, settings), IndicatorCache(redis, settings)
+    publisher = Publisher(redis, settings)
+    async with running_sim(seed=11, speed=1.0, start_ms=NOW, scenarios=[scenario]) as sim:
+        history = sim_candles(sim.truth(Venue.COINBASE, "ETH-USD", M5, NOW - 200 * M5, FEED_TO))
+    warm = [c for c in history if c.open_time < FEED_FROM]
+    fed = [c for c in history if c.open_time >= FEED_FROM]
+    expected = expected_labels(history, fed)
+    assert expected == ["level_-150", "level_-200", "level_-250"]
+    calculator = IndicatorCalculator(candles, indicators, publisher, exchange_id=1)
+    evaluator = AlertEvaluator(
+        redis, indicators, TickerCache(redis, settings), candles, publisher,
+        exchange_id=1, exchange_name="coinbase",
+    )  # fmt: skip
+    await candles.write_many(warm)
+    await calculator.warmup("ETH-USD", Timeframe.M5)
+    stage = ClosedBarStage(
+        candles=candles, publisher=publisher, calculator=calculator, evaluator=evaluator
+    )
+    pubsub = redis.pubsub()
+    await pubsub.psubscribe(channels.ALL_ALERTS_PATTERN)
+    assert (await pubsub.get_message(timeout=5) or {}).get("type") == "psubscribe"
+    await stage.process(fed)  # the whole fall at once, as a reconnect's repair delivers it
+    await stage.process(fed)  # the same bars again: every claim is already taken
+    published = await _alerts_until_marker(redis, pubsub)
+    await pubsub.aclose()
+    assert [e.trigger_label for e in published] == expected
+    assert [e.triggered_at for e in published] == sorted(e.triggered_at for e in published)
+    assert stage.stats.bursts == 2 and stage.stats.alerts == len(expected)
+    # each replayed (past) bar rebuilt the series and re-published its unchanged latest value,
+    # which the evaluator judges no more
+    assert stage.stats.values == 2 * len(fed) and stage.stats.seeded == len(fed)
