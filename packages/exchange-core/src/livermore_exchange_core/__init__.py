@@ -1,8 +1,8 @@
 """livermore-exchange-core: exchange-agnostic market-data and signal services.
 
 Adapters and REST clients per exchange, rate limiting, startup backfill, the boundary REST
-service, gap repair, the in-process candle pipeline, MACD-V, alert evaluation and symbol
-tiers/refresh. Subpackages (`indicators`, `alerts`, `symbols`, `adapters`) hold the details.
+service, gap repair, the in-process candle pipeline and its closed-bar stage, MACD-V, alert
+evaluation and symbol tiers/refresh. Subpackages (`indicators`, `alerts`, `symbols`, `adapters`) hold the details.
 """
 
 from livermore_exchange_core.adapters.binance.adapter import BinanceAdapter
@@ -55,6 +55,7 @@ from livermore_exchange_core.indicators import (
 from livermore_exchange_core.pipeline import CandlePipeline
 from livermore_exchange_core.ratelimit import RateLimiter, rate_limiter_for
 from livermore_exchange_core.reconciliation import Gap, GapRepairer, detect_gaps
+from livermore_exchange_core.stage import ClosedBarStage
 from livermore_exchange_core.symbols import (
     AssetMap,
     SourcedSymbol,
@@ -87,6 +88,7 @@ __all__ = [  # noqa: RUF022
     "AdapterLifecycle",
     "GapNotice",
     "CandlePipeline",
+    "ClosedBarStage",
     "ExchangeClock",
     "SocketPolicy",
     "ConnectionAttemptLimiter",
