@@ -2,7 +2,8 @@
 
 Adapters and REST clients per exchange, rate limiting, startup backfill, the boundary REST
 service, gap repair, the in-process candle pipeline and its closed-bar stage, MACD-V, alert
-evaluation and symbol tiers/refresh. Subpackages (`indicators`, `alerts`, `symbols`, `adapters`) hold the details.
+evaluation and symbol tiers/refresh. Subpackages (`indicators`, `alerts`, `symbols`,
+`adapters`) hold the details.
 """
 
 from livermore_exchange_core.adapters.binance.adapter import BinanceAdapter
