@@ -294,3 +294,36 @@ async def test_a_burst_through_the_stage_alerts_each_crossing_once(redis: Any) -
     # each replayed (past) bar rebuilt the series and re-published its unchanged latest value,
     # which the evaluator judges no more
     assert stage.stats.values == 2 * len(fed) and stage.stats.seeded == len(fed)
+
+
+async def test_a_burst_in_parts_keeps_every_series_in_one_part_and_in_order(redis: Any) -> None:
+    settings = CacheSettings()
+    candles, publisher = CandleCache(redis, settings), Publisher(redis, settings)
+    followed = Bursts()
+    stage = ClosedBarStage(candles=candles, publisher=publisher, followers=[followed], part_size=4)
+    symbols = [f"S{n}-USD" for n in range(6)]
+    bars = [_bar(s, Timeframe.M1, slot, CandleSource.WS) for slot in range(3) for s in symbols]
+    pubsub = redis.pubsub()
+    await pubsub.psubscribe("channel:*candle:close:*")
+    assert (await pubsub.get_message(timeout=5) or {}).get("type") == "psubscribe"
+    await stage.process(bars)  # 18 bars: 5 parts of about 4, sent while the next is prepared
+    marker = channels.candle_close_channel(1, "END-USD", Timeframe.M1)
+    await redis.publish(marker, "end")
+    closes: list[Candle] = []
+    while True:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+        if message is None:
+            continue
+        if message["channel"] == marker:
+            break
+        closes.append(Candle.model_validate_json(message["data"]))
+    await pubsub.aclose()
+    assert len(followed.flushed) > 1 and sum(len(p) for p in followed.flushed) == len(bars)
+    for symbol in symbols:
+        assert [c.open_time for c in closes if c.symbol == symbol] == [
+            T0 + s * MIN for s in (0, 1, 2)
+        ]
+        holding = [p for p in followed.flushed if any(c.symbol == symbol for c in p)]
+        assert len(holding) == 1, symbol  # a series never spans two parts
+        stored = await candles.between(1, symbol, Timeframe.M1, T0, T0 + 2 * MIN)
+        assert [c.open_time for c in stored] == [T0, T0 + MIN, T0 + 2 * MIN]

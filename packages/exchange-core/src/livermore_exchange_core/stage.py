@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -125,8 +126,14 @@ class ClosedBarStage:
         evaluator = self.evaluator
         if evaluator is not None:  # the claims are planned on the stored alert states
             await evaluator.prefetch([(c.symbol, c.timeframe) for c in bars if self._rated(c)])
+        parts = _parts(bars, self.part_size)
+        if len(parts) == 1:  # between boundaries: no task, no extra turn of the loop
+            burst = self.prepare(parts[0], evaluator)
+            if burst.bars:
+                await self._finish(burst, await self.flush(burst), entered)
+            return
         flights: list[tuple[Burst, asyncio.Future[list[Any]]]] = []
-        for part in _parts(bars, self.part_size):
+        for part in parts:
             burst = self.prepare(part, evaluator)
             if burst.bars:
                 flights.append((burst, asyncio.ensure_future(self.flush(burst))))
@@ -265,5 +272,6 @@ def _parts(bars: Sequence[Candle], size: int) -> list[list[Candle]]:
         return [list(bars)]
     parts: list[list[Candle]] = [[] for _ in range(count)]
     for candle in bars:
-        parts[hash((candle.symbol, candle.timeframe)) % count].append(candle)
+        series = f"{candle.symbol}|{candle.timeframe.value}".encode()
+        parts[zlib.crc32(series) % count].append(candle)  # stable across processes
     return parts
