@@ -14,6 +14,7 @@ def test_public_surface_is_pinned() -> None:
         "OrderBookCache",
         "StatusStore",
         "TickerCache",
+        "Tier2Holders",
         "WriteBatch",
         "Publisher",
         "Subscription",

@@ -17,6 +17,7 @@ from livermore_exchange_core.symbols import (
     SymbolSourceService,
     UnknownUserError,
     UserContext,
+    load_exchange_users,
     load_user_context,
     watchlist_symbols,
 )
@@ -128,8 +129,37 @@ async def test_user_symbols_outside_tier1_are_tier2_and_inside_use_the_shared_po
         alice,
         frozenset({SymbolSource.USER_POSITION}),
     )
-    assert (doge.tier, doge.user_id) == (SymbolTier.TIER_2, alice)  # first user in order wins
-    assert (ada.tier, ada.user_id) == (SymbolTier.TIER_2, bob)
+    assert (doge.tier, doge.user_id) == (SymbolTier.TIER_2, alice)  # first user reads
+    assert doge.holders == (alice, bob)  # streamed once, written to both users' keys
+    assert (ada.tier, ada.user_id, ada.holders) == (SymbolTier.TIER_2, bob, (bob,))
+    assert btc.holders == () and eth.holders == ()  # Tier 1 overlap: shared pool only
+
+
+async def test_load_exchange_users_is_every_active_user_with_an_active_account(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    alice = await _user(sessions, "alice", {})
+    bob = await _user(sessions, "bob", {})
+    carol = await _user(sessions, "carol", {})
+    dave = await _user(sessions, "dave", {})
+    async with sessions() as session:
+        gone = await session.get(User, dave)
+        assert gone is not None
+        gone.is_active = False
+        session.add(gone)
+        await session.commit()
+    await _seed(
+        sessions,
+        UserExchange(user_id=carol, exchange_id=COINBASE, api_key_env_var="C_KEY"),
+        UserExchange(user_id=alice, exchange_id=COINBASE),
+        UserExchange(user_id=bob, exchange_id=COINBASE, is_active=False),
+        UserExchange(user_id=bob, exchange_id=BINANCE),
+        UserExchange(user_id=dave, exchange_id=COINBASE),
+    )
+    served = await load_exchange_users(sessions, COINBASE)
+    assert [u.user_id for u in served] == sorted([alice, carol])
+    assert all(u.has_account for u in served)
+    assert {u.user_id: u.api_key_env_var for u in served}[carol] == "C_KEY"
 
 
 async def test_load_user_context_reads_the_account_env_var_names(

@@ -24,6 +24,7 @@ from livermore_cache.candles import CandleCache
 from livermore_cache.client import connect_redis
 from livermore_cache.commands import command_queue_depth
 from livermore_cache.fence import LeaseFence
+from livermore_cache.holders import Tier2Holders
 from livermore_cache.indicators import IndicatorCache
 from livermore_cache.pubsub import Publisher
 from livermore_cache.status import StatusStore
@@ -42,6 +43,7 @@ from livermore_exchange_core.symbols import (
     load_asset_map,
     load_user_context,
 )
+from livermore_exchange_core.symbols.positions import PositionSync
 from livermore_schema.db import async_session_factory, check_connection, create_async_engine
 from livermore_schema.enums import ExchangeName
 from livermore_schema.errors import DatabaseUnavailableError
@@ -57,6 +59,7 @@ from livermore_worker.lease import ExchangeLease, RunningStateStore
 from livermore_worker.metrics import WorkerMetrics, metrics_server
 from livermore_worker.runner import Supervisor, lease_ttl_s
 from livermore_worker.settings import WorkerProcessSettings
+from livermore_worker.traders import Traders
 from livermore_worker.wiring import Services
 from livermore_worker.worker import Worker, WorkerIdentity
 
@@ -166,24 +169,38 @@ async def build_supervisor(options: WorkerOptions, stack: AsyncExitStack) -> Sup
     metrics = WorkerMetrics(config.name.value, wid)
     # Small (a few columns per listed symbol); read once so alerts carry asset and quote.
     assets = await load_asset_map(sessions, [config.exchange_id])  # type: ignore[arg-type]
+    tier2 = Tier2Holders(config.exchange_id)
     services = Services(
         redis=redis,
         exchange=config,
         cache_settings=options.cache,
         worker_settings=options.worker,
-        candles=CandleCache(redis, options.cache),
-        indicators=IndicatorCache(redis, options.cache),
+        candles=CandleCache(redis, options.cache, holders=tier2),
+        indicators=IndicatorCache(redis, options.cache, holders=tier2),
         tickers=TickerCache(redis, options.cache),
         publisher=Publisher(redis, options.cache),
         alert_sink=FanOutSink(*sinks),
         user_id=user.user_id if user else None,
         assets=assets,
+        tier2=tier2,
     )
     identity = WorkerIdentity(wid, user, options.process.exchange_clock_rate)
+    try:
+        tier1_limit = options.worker.tier1_limit_for(config.name.value)
+    except ValueError as err:
+        raise StartupError(str(err)) from None
+    traders = Traders(
+        sessions,  # type: ignore[arg-type]
+        config.exchange_id,
+        SymbolSourceService(sessions, tier1_limit=tier1_limit),  # type: ignore[arg-type]
+        tier2,
+        position_sync=PositionSync(sessions, options.endpoints),  # type: ignore[arg-type]
+        environ=os.environ,
+    )
     worker = Worker(
         services,
         identity,
-        SymbolSourceService(sessions, tier1_limit=options.worker.tier1_limit),  # type: ignore[arg-type]
+        traders,
         StatusStore(redis),
         RunningStateStore(redis, config.exchange_id),
     )

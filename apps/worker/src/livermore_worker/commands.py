@@ -1,15 +1,17 @@
 """What each control command does to a worker (`WorkerControl`); `handlers()` is the dispatch dict.
 
 Symbol commands change the running set: live (backfill, warm up, subscribe / unsubscribe) while
-streaming, or only the persisted set while idle or paused, applied at the next start or resume.
-Added symbols use the shared pool (Tier 1 keys) unless the issuer is a user, whose keys they then
-write (Tier 2). The users' watchlists live in PostgreSQL and are edited through the api;
-`reload-settings` re-reads them and applies the difference.
+streaming, or only the persisted set while paused, applied at resume (a start always re-reads
+the users). Added symbols use the shared pool (Tier 1 keys) unless the issuer is a user, whose
+keys they then write (Tier 2). The users' watchlists, positions and accounts live in PostgreSQL
+and are edited through the api, which sends `reload-settings` on every change: the worker
+re-reads every served user and applies the difference — symbols added (backfilled first),
+symbols dropped, and holders joining or leaving a Tier 2 symbol that stays.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from livermore_exchange_core.errors import InvalidSymbolError
@@ -32,6 +34,7 @@ from livermore_schema.enums import (
 from livermore_worker.control import CommandFailed, Handler
 from livermore_worker.control_state import WorkerControl
 from livermore_worker.lease import StreamedSymbol
+from livermore_worker.wiring import StreamingSession
 
 
 class WorkerCommands:
@@ -62,7 +65,7 @@ class WorkerCommands:
         async with self._w.op_lock:
             if self._w.running.started:
                 return {"status": "already_started", "state": self._w.state.value}
-            return await self._w.start(self._w.running.symbols or None)
+            return await self._w.start()
 
     async def stop(self, command: Command) -> dict[str, Any]:
         """Close the exchange connection and go idle."""
@@ -97,17 +100,32 @@ class WorkerCommands:
     async def reload_settings(self, command: Command) -> dict[str, Any]:
         """Re-read the users' positions and watchlists and apply the symbol difference."""
         async with self._w.op_lock:
-            fresh = {s.symbol: s for s in await self._w.resolve_symbols()}
-            current = {s.symbol: s for s in self._w.running.symbols}
-            removed = sorted(s for s, v in current.items() if not v.manual and s not in fresh)
-            added = [fresh[s] for s in fresh if s not in current]
-            await self._apply(added, removed)
-            return {
-                "status": "reloaded",
-                "added": [s.symbol for s in added],
-                "removed": removed,
-                "symbol_count": len(self._w.running.symbols),
-            }
+            if not self._w.running.started:
+                return {"status": "reloaded", "applied": "at the next start"}
+            return await self.reload_symbols()
+
+    async def reload_symbols(self) -> dict[str, Any]:
+        """Apply the served users' current symbols (the caller holds `op_lock`)."""
+        fresh = await self._w.resolve_symbols()
+        current = {s.symbol: s for s in self._w.running.symbols}
+        target = {s.symbol: s for s in fresh}
+        added = [s for s in fresh if s.symbol not in current]
+        removed = sorted(s for s in current if s not in target)
+        joined = {
+            s.symbol: new[0]
+            for s in fresh
+            if s.symbol in current
+            and (new := [u for u in s.all_holders() if u not in current[s.symbol].all_holders()])
+        }
+        await self._apply(added, removed, keep=target, joined=joined)
+        return {
+            "status": "reloaded",
+            "added": [s.symbol for s in added],
+            "removed": removed,
+            "holders_joined": sorted(joined),
+            "symbol_count": len(self._w.running.symbols),
+            "users_served": self._w.traders.users_served,
+        }
 
     async def switch_mode(self, command: Command) -> dict[str, Any]:
         """Switch mode; while streaming, (un)subscribe only the timeframes and books that differ.
@@ -218,23 +236,54 @@ class WorkerCommands:
     def _new_symbol(self, symbol: str, issuer: int | None) -> StreamedSymbol:
         if issuer is None:
             return StreamedSymbol(symbol=symbol, manual=True)
-        return StreamedSymbol(symbol=symbol, tier=SymbolTier.TIER_2, user_id=issuer, manual=True)
+        return StreamedSymbol(
+            symbol=symbol, tier=SymbolTier.TIER_2, user_id=issuer, holders=(issuer,), manual=True
+        )
 
-    async def _apply(self, added: Sequence[StreamedSymbol], removed: Sequence[str]) -> None:
-        """Change the running set, live when a session streams, and persist it."""
+    async def _apply(
+        self,
+        added: Sequence[StreamedSymbol],
+        removed: Sequence[str],
+        *,
+        keep: Mapping[str, StreamedSymbol] | None = None,
+        joined: Mapping[str, int] | None = None,
+    ) -> None:
+        """Change the running set, live when a session streams, and persist it.
+
+        `keep` gives the new version (tier, holders) of symbols that stay; `joined` names, per
+        symbol that stays, a holder whose keys are new and need a backfill.
+        """
+        gone = set(removed)
+        kept = [
+            (keep or {}).get(s.symbol, s) for s in self._w.running.symbols if s.symbol not in gone
+        ]
+        previous = self._w.running.symbols
+        self._w.traders.apply_holders((*kept, *added))
         session = self._w.session
-        if session is not None and removed:
-            await session.remove_symbols(removed)
-        if session is not None and added:
-            try:
-                report = await session.add_symbols({s.symbol: s.user_id for s in added})
-            except InvalidSymbolError as err:
-                await session.remove_symbols([s.symbol for s in added])
-                raise CommandFailed(str(err)) from err
-            failed = {f.symbol for f in report.failures}
-            if failed and len(failed) == len(added):
-                await session.remove_symbols(list(failed))
-                raise CommandFailed(f"unknown or unavailable symbol(s): {sorted(failed)}")
-        kept = [s for s in self._w.running.symbols if s.symbol not in set(removed)]
+        try:
+            if session is not None and removed:
+                await session.remove_symbols(removed)
+            if session is not None and added:
+                await self._add_live(session, added)
+            if session is not None and joined:
+                await session.backfill_holders(joined)
+        except CommandFailed:
+            self._w.traders.apply_holders(previous)
+            raise
+        finally:
+            if session is not None:
+                session.holders_changed()
         await self._w.persist(symbols=(*kept, *added))
         self._w.mark_changed()
+
+    async def _add_live(self, session: StreamingSession, added: Sequence[StreamedSymbol]) -> None:
+        names = [s.symbol for s in added]
+        try:
+            report = await session.add_symbols(names)
+        except InvalidSymbolError as err:
+            await session.remove_symbols(names)
+            raise CommandFailed(str(err)) from err
+        failed = {f.symbol for f in report.failures}
+        if failed and len(failed) == len(added) and all(s.manual for s in added):
+            await session.remove_symbols(list(failed))
+            raise CommandFailed(f"unknown or unavailable symbol(s): {sorted(failed)}")

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from livermore_schema.enums import ConnectionState, WorkerMode
 from livermore_worker.lease import RunningState, StreamedSymbol
+from livermore_worker.traders import Traders
 from livermore_worker.wiring import ModeProfile, StreamingSession
 
 
@@ -33,6 +34,11 @@ class WorkerControl(Protocol):
     @property
     def state(self) -> ConnectionState:
         """The current connection state."""
+        ...
+
+    @property
+    def traders(self) -> Traders:
+        """The users the worker serves, their Tier 2 holders and position syncs."""
         ...
 
     @property

@@ -132,6 +132,14 @@ class StreamedSymbol(BaseModel):
     user_id: int | None = None
     manual: bool = False
     """Added by a command (kept by reload-settings) rather than by the symbol sources."""
+    holders: tuple[int, ...] = ()
+    """Tier 2: every user whose keys the symbol writes (`user_id`, the read owner, first)."""
+
+    def all_holders(self) -> tuple[int, ...]:
+        """Return the Tier 2 holders (`user_id` alone for a state persisted without them)."""
+        if self.holders:
+            return self.holders
+        return () if self.user_id is None else (self.user_id,)
 
 
 class RunningState(BaseModel):

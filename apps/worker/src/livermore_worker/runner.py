@@ -130,9 +130,8 @@ class Supervisor:
                     self._w.services.exchange.exchange_id,
                     self._w.identity.worker_id,
                 )
-                listener = ControlListener(
-                    inbox, WorkerCommands(self._w).handlers(), settle=self._w.settle_status
-                )
+                commands = WorkerCommands(self._w)
+                listener = ControlListener(inbox, commands.handlers(), settle=self._w.settle_status)
                 # Commands wait until activation holds op_lock: a command queued while the worker
                 # was down then applies on top of the resumed state instead of being overwritten.
                 locked = asyncio.Event()
@@ -143,8 +142,10 @@ class Supervisor:
                     self._w.services.redis, self._w.services.exchange.exchange_id
                 )
                 bridging = term.create_task(bridge.serve(leave, self._poll_s), name="bridge")
+                syncing = term.create_task(self._sync_positions(commands), name="positions")
                 await _wait_any(None, self._stop, self._demoted)
                 leave.set()
+                syncing.cancel()
                 await control
                 await bridging
                 activation.cancel()
@@ -224,6 +225,24 @@ class Supervisor:
                     await self._w.transition(ConnectionState.IDLE, "idle: waiting for start")
             except CommandFailed as failed:
                 log.error("worker.start_failed", reason=str(failed))
+
+    async def _sync_positions(self, commands: WorkerCommands) -> None:
+        """Every `position_sync_interval_s`: sync the served users' positions, apply the symbols."""
+        interval = self._w.services.worker_settings.position_sync_interval_s
+        while True:
+            await _wait_any(interval, self._stop)
+            if self._stop.is_set():
+                return
+            async with self._w.op_lock:
+                if not self._w.running.started or self._w.running.paused:
+                    continue
+                try:
+                    await self._w.traders.sync_positions()
+                    if self._w.session is not None:
+                        await commands.reload_symbols()
+                except CommandFailed as failed:
+                    log.warning("worker.position_sync_apply_failed", reason=str(failed))
+                self._w.status_dirty.set()
 
     async def _heartbeat(self) -> None:
         """Renew the lease and write the status every beat (and whenever the status changes)."""

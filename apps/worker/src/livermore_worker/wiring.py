@@ -24,6 +24,7 @@ import structlog
 from livermore_cache import keys
 from livermore_cache.candles import CandleCache
 from livermore_cache.client import RedisClient
+from livermore_cache.holders import Tier2Holders
 from livermore_cache.indicators import IndicatorCache
 from livermore_cache.pubsub import Publisher
 from livermore_cache.scan import delete_matching
@@ -89,6 +90,9 @@ class Services:
     publisher: Publisher
     alert_sink: AlertSink | None
     user_id: int | None
+    """The legacy twin channel's identity (`--user`), nothing else."""
+    tier2: Tier2Holders
+    """Tier 2 symbol -> holders; the caches fan a holder's write out to every holder."""
     assets: AssetMap | None = None
 
 
@@ -100,13 +104,12 @@ class StreamingSession:
         services: Services,
         rest: RestClient,
         profile: ModeProfile,
-        tier2_users: Mapping[str, int],
         on_lifecycle: Callable[[AdapterLifecycle], object],
     ) -> None:
         self._s = services
         self._rest = rest
         self.profile = profile
-        self._tier2: dict[str, int] = dict(tier2_users)
+        self._tier2: Tier2Holders = services.tier2
         self._alerts_on = False
         self._exchange = services.exchange
         self._lifecycle_cb = on_lifecycle
@@ -124,7 +127,7 @@ class StreamingSession:
             calculator=self.calculator,
             timeframes=profile.timeframes,
             user_id=services.user_id,
-            tier2_users=self._tier2,
+            tier2_users=dict(self._tier2),
         )
         self.pipeline = CandlePipeline(
             exchange_id=self._exchange.exchange_id,
@@ -210,13 +213,25 @@ class StreamingSession:
 
     # ------------------------------------------------------------------ live changes
 
-    async def add_symbols(self, symbols: Mapping[str, int | None]) -> BackfillReport:
-        """Backfill, warm up and subscribe new symbols (value: Tier 2 user id or None)."""
-        for symbol, user_id in symbols.items():
-            if user_id is not None:
-                self._tier2[symbol] = user_id
+    def holders_changed(self) -> None:
+        """Take up a new `Services.tier2` map (the caller replaced it) in every consumer."""
         self.stage.tier2_users = dict(self._tier2)
-        names = list(symbols)
+        self._refresh_boundary()
+
+    async def backfill_holders(self, joined: Mapping[str, int]) -> BackfillReport:
+        """Fill new holders' keys of symbols already streamed (symbol -> the joining user)."""
+        backfill = StartupBackfill(
+            self._rest,
+            self._s.candles,
+            exchange_id=self._exchange.exchange_id,
+            exchange_name=self._exchange.name.value,
+            candles_per_series=self._s.worker_settings.backfill_candles,
+        )
+        return await backfill.run(list(joined), self.profile.timeframes, user_ids=joined)
+
+    async def add_symbols(self, names: Sequence[str]) -> BackfillReport:
+        """Backfill, warm up and subscribe new symbols (their holders are already in `tier2`)."""
+        self.holders_changed()
         report = await self.backfill(names, lambda _: None)
         await self.warmup(names, lambda *_: None)
         await self.adapter.subscribe(names, self.profile.timeframes)
@@ -233,9 +248,7 @@ class StreamingSession:
         for symbol in names:
             for timeframe in RUNTIME_TIMEFRAMES:
                 self.calculator.reset(symbol, timeframe)
-            self._tier2.pop(symbol, None)
-        self.stage.tier2_users = dict(self._tier2)
-        self._refresh_boundary()
+        self.holders_changed()
 
     async def switch(self, profile: ModeProfile, symbols: Sequence[str]) -> dict[str, list[str]]:
         """Apply a new mode: (un)subscribe only the timeframes and order books that differ."""

@@ -27,11 +27,12 @@ from livermore_exchange_core.base import RestClient
 from livermore_exchange_core.config import Credentials
 from livermore_exchange_core.events import AdapterLifecycle
 from livermore_exchange_core.factory import create_rest_client
-from livermore_exchange_core.symbols import SymbolSourceService, UserContext
+from livermore_exchange_core.symbols import UserContext
 from livermore_schema.enums import ConnectionState, StartupPhase, SymbolTier, WorkerMode, WorkerRole
 from livermore_schema.status import ConnectionStatus, LifecycleEvent, StartupProgress
 from livermore_worker.control import CommandFailed
 from livermore_worker.lease import RunningState, RunningStateStore, StreamedSymbol
+from livermore_worker.traders import Traders
 from livermore_worker.wiring import (
     ModeProfile,
     Services,
@@ -56,7 +57,7 @@ def freeze_warm_heap() -> None:
 
 @dataclass(frozen=True, slots=True)
 class WorkerIdentity:
-    """Who this worker is and whom it serves."""
+    """Who this worker is; `user` only names the legacy twin channel's identity."""
 
     worker_id: str
     user: UserContext | None
@@ -70,13 +71,13 @@ class Worker:
         self,
         services: Services,
         identity: WorkerIdentity,
-        symbols: SymbolSourceService,
+        traders: Traders,
         statuses: StatusStore,
         state_store: RunningStateStore,
     ) -> None:
         self.services = services
         self.identity = identity
-        self.symbol_source = symbols
+        self.traders = traders
         self._statuses = statuses
         self.state_store = state_store
         self.op_lock = asyncio.Lock()
@@ -95,9 +96,14 @@ class Worker:
 
     # ------------------------------------------------------------------ status
 
+    def failed_symbols(self) -> dict[str, str]:
+        """Return the symbols the exchange refused to stream, with its reason."""
+        return {} if self.session is None else dict(self.session.adapter.rejected)
+
     def status(self) -> ConnectionStatus:
         """Return the current ConnectionStatus."""
         ex = self.services.exchange
+        tier2 = sum(1 for s in self.running.symbols if s.tier is SymbolTier.TIER_2)
         return ConnectionStatus(
             exchange_id=ex.exchange_id,
             exchange_name=ex.name.value,
@@ -111,6 +117,11 @@ class Worker:
             symbol_count=len(self.running.symbols),
             progress=self._progress,
             heartbeat_interval_s=self.services.worker_settings.heartbeat_interval_s,
+            tier1_count=len(self.running.symbols) - tier2,
+            tier2_count=tier2,
+            users_served=self.traders.users_served,
+            failed_symbols=self.failed_symbols(),
+            position_sync=list(self.traders.sync_status.values()),
         )
 
     async def settle_status(self) -> None:
@@ -199,17 +210,11 @@ class Worker:
         return await clear_series(self.services.redis, exchange_id, symbol, timeframe)
 
     async def resolve_symbols(self) -> tuple[StreamedSymbol, ...]:
-        """Return the merged Tier 1 + Tier 2 set for this worker's user (SymbolSourceService)."""
-        users = [self.identity.user] if self.identity.user else []
-        merged = await self.symbol_source.merged(self.services.exchange.exchange_id, users)
-        return tuple(
-            StreamedSymbol(
-                symbol=s.symbol,
-                tier=s.tier,
-                user_id=s.user_id if s.tier is SymbolTier.TIER_2 else None,
-            )
-            for s in merged
-        )
+        """Return Tier 1 + every served user's Tier 2, plus the symbols added by command."""
+        fresh = await self.traders.resolve()
+        names = {s.symbol for s in fresh}
+        manual = tuple(s for s in self.running.symbols if s.manual and s.symbol not in names)
+        return (*fresh, *manual)
 
     async def start(self, symbols: Sequence[StreamedSymbol] | None = None) -> dict[str, Any]:
         """Run the start sequence (fresh symbols unless `symbols` resumes a known set)."""
@@ -232,19 +237,20 @@ class Worker:
         await self.transition(
             ConnectionState.STARTING, "symbols", phase=StartupPhase.SYMBOLS, percent=5
         )
+        if symbols is None:
+            await self.traders.sync_positions()
         chosen = tuple(symbols) if symbols is not None else await self.resolve_symbols()
         if not chosen:
             raise CommandFailed(
                 "no symbols: exchange_symbols has no active Tier 1 rows for this exchange "
-                "(run livermore-symbols refresh) and the user has no positions or watchlist"
+                "(run livermore-symbols refresh) and no user with an account here has "
+                "positions or a watchlist"
             )
         await self.persist(symbols=chosen)
+        self.traders.apply_holders(chosen)
         names = [s.symbol for s in chosen]
-        tier2 = {s.symbol: s.user_id for s in chosen if s.user_id is not None}
         profile = mode_profile(self.running.mode, self.services.worker_settings.alert_cooldown_s)
-        session = StreamingSession(
-            self.services, self._rest, profile, tier2, self.on_adapter_lifecycle
-        )
+        session = StreamingSession(self.services, self._rest, profile, self.on_adapter_lifecycle)
         self.session = session
         await self.transition(
             ConnectionState.STARTING, "backfill", phase=StartupPhase.BACKFILL, percent=10
@@ -275,10 +281,15 @@ class Worker:
             ConnectionState.CONNECTED, "started", phase=StartupPhase.COMPLETE, percent=100
         )
         failed = [f"{f.symbol} {f.timeframe.value}: {f.error}" for f in report.failures]
+        tier2 = sum(1 for s in chosen if s.tier is SymbolTier.TIER_2)
         return {
             "status": "started",
             "exchange": self.services.exchange.name.value,
             "symbol_count": len(chosen),
+            "tier1_count": len(chosen) - tier2,
+            "tier2_count": tier2,
+            "users_served": self.traders.users_served,
+            "failed_symbols": self.failed_symbols(),
             "mode": self.running.mode.value,
             "backfill": {"fetched": report.fetched, "trusted": report.trusted, "failed": failed},
         }

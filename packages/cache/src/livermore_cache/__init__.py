@@ -15,6 +15,7 @@ from livermore_cache.fanout import (
     FanoutFullError,
     ListenerClosedError,
 )
+from livermore_cache.holders import Tier2Holders
 from livermore_cache.indicators import IndicatorCache
 from livermore_cache.pubsub import (
     Publisher,
@@ -40,6 +41,7 @@ __all__ = (  # noqa: RUF022 - grouped by purpose, sorted within each group
     "OrderBookCache",
     "StatusStore",
     "TickerCache",
+    "Tier2Holders",
     "WriteBatch",
     # pub/sub
     "Publisher",

@@ -14,6 +14,7 @@ from livermore_cache import keys
 from livermore_cache._lua import CANDLE_CLOSE, CANDLE_WRITE
 from livermore_cache.batch import WriteBatch
 from livermore_cache.client import RedisClient
+from livermore_cache.holders import Tier2Holders, write_targets
 from livermore_schema.enums import Timeframe
 from livermore_schema.market import Candle
 from livermore_schema.settings import CacheSettings
@@ -38,14 +39,21 @@ def _parse(members: Sequence[Any]) -> list[Candle]:
 class CandleCache:
     """Candles of every (exchange, symbol, timeframe) series, one member per open time.
 
-    Writes go to the Tier 1 key, or to the user's Tier 2 key (with TTL) when `user_id` is given.
+    Writes go to the Tier 1 key, or to the user's Tier 2 key (with TTL) when `user_id` is given;
+    with a `Tier2Holders` map, a write to a holder's key goes to every holder of that symbol.
     Reads try the exchange key, then the user key, then the legacy user-scoped key.
     """
 
-    def __init__(self, redis: RedisClient, settings: CacheSettings) -> None:
+    def __init__(
+        self, redis: RedisClient, settings: CacheSettings, *, holders: Tier2Holders | None = None
+    ) -> None:
         self._redis = redis
         self._retention = settings.candle_retention
         self._user_ttl = settings.user_candle_ttl_s
+        self._holders = holders
+
+    def _targets(self, candle: Candle, user_id: int | None) -> tuple[int | None, ...]:
+        return write_targets(self._holders, candle.exchange_id, candle.symbol, user_id)
 
     # ------------------------------------------------------------------ writes
 
@@ -60,14 +68,17 @@ class CandleCache:
         if candle.synthetic:
             return False
         ttl = 0 if user_id is None else self._user_ttl
-        written = await CANDLE_WRITE.run(
-            self._redis,
-            self.write_key(candle, user_id),
-            self._retention,
-            ttl,
-            *_candle_args(candle),
-        )
-        return int(written) > 0
+        stored = False
+        for owner in self._targets(candle, user_id):
+            written = await CANDLE_WRITE.run(
+                self._redis,
+                self.write_key(candle, owner),
+                self._retention,
+                ttl,
+                *_candle_args(candle),
+            )
+            stored = stored or int(written) > 0
+        return stored
 
     def add_write(
         self,
@@ -85,9 +96,12 @@ class CandleCache:
         if candle.synthetic:
             return
         ttl = 0 if user_id is None else self._user_ttl
-        key = self.write_key(candle, user_id)
-        script = CANDLE_CLOSE if announce else CANDLE_WRITE
-        batch.add_script(script, key, self._retention, ttl, *_candle_args(candle), *announce)
+        args = _candle_args(candle)
+        for index, owner in enumerate(self._targets(candle, user_id)):
+            said = announce if index == 0 else ()  # announced once, however many holders
+            script = CANDLE_CLOSE if said else CANDLE_WRITE
+            key = self.write_key(candle, owner)
+            batch.add_script(script, key, self._retention, ttl, *args, *said)
 
     def batch(self) -> WriteBatch:
         """Return an empty `WriteBatch` on this cache's client."""
@@ -99,7 +113,9 @@ class CandleCache:
         grouped: dict[str, list[Any]] = {}
         for candle in candles:
             if not candle.synthetic:
-                grouped.setdefault(self.write_key(candle, user_id), []).extend(_candle_args(candle))
+                for owner in self._targets(candle, user_id):
+                    key = self.write_key(candle, owner)
+                    grouped.setdefault(key, []).extend(_candle_args(candle))
         if not grouped:
             return 0
         try:

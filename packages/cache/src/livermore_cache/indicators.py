@@ -9,17 +9,27 @@ from livermore_cache import keys
 from livermore_cache._lua import SET_PUBLISH
 from livermore_cache.batch import WriteBatch
 from livermore_cache.client import RedisClient
+from livermore_cache.holders import Tier2Holders, write_targets
 from livermore_schema.enums import IndicatorType, Timeframe
 from livermore_schema.indicators import IndicatorValue
 from livermore_schema.settings import CacheSettings
 
 
 class IndicatorCache:
-    """The latest indicator reading of each series, expiring after `indicator_ttl_s` (25 h)."""
+    """The latest indicator reading of each series, expiring after `indicator_ttl_s` (25 h).
 
-    def __init__(self, redis: RedisClient, settings: CacheSettings) -> None:
+    With a `Tier2Holders` map, a write to a holder's key goes to every holder of that symbol.
+    """
+
+    def __init__(
+        self, redis: RedisClient, settings: CacheSettings, *, holders: Tier2Holders | None = None
+    ) -> None:
         self._redis = redis
         self._ttl = settings.indicator_ttl_s
+        self._holders = holders
+
+    def _targets(self, value: IndicatorValue, user_id: int | None) -> tuple[int | None, ...]:
+        return write_targets(self._holders, value.exchange_id, value.symbol, user_id)
 
     def write_key(self, value: IndicatorValue, user_id: int | None = None) -> str:
         """Return the key a value is written to (Tier 1, or Tier 2 for a user)."""
@@ -31,7 +41,9 @@ class IndicatorCache:
 
     async def write(self, value: IndicatorValue, *, user_id: int | None = None) -> None:
         """Store a reading with the indicator TTL."""
-        await self._redis.set(self.write_key(value, user_id), value.model_dump_json(), ex=self._ttl)
+        payload = value.model_dump_json()
+        for owner in self._targets(value, user_id):
+            await self._redis.set(self.write_key(value, owner), payload, ex=self._ttl)
 
     def add_write(
         self,
@@ -41,12 +53,18 @@ class IndicatorCache:
         user_id: int | None = None,
         announce: Sequence[str] = (),
     ) -> None:
-        """Queue `write` of one reading on `batch`; then its PUBLISH to `announce`, if given."""
-        key, payload = self.write_key(value, user_id), value.model_dump_json()
-        if announce:
-            batch.add_script(SET_PUBLISH, key, payload, self._ttl, *announce)
-        else:
-            batch.add("SET", key, payload, "EX", self._ttl)
+        """Queue `write` of one reading on `batch`; then its PUBLISH to `announce`, if given.
+
+        A reading of a Tier 2 symbol held by several users goes to each holder's key and is
+        announced once.
+        """
+        payload = value.model_dump_json()
+        for index, owner in enumerate(self._targets(value, user_id)):
+            key = self.write_key(value, owner)
+            if announce and index == 0:
+                batch.add_script(SET_PUBLISH, key, payload, self._ttl, *announce)
+            else:
+                batch.add("SET", key, payload, "EX", self._ttl)
 
     def read_keys(
         self,

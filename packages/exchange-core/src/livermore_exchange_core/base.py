@@ -7,7 +7,7 @@ each venue's wire shapes die in its `parsing.py`.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, Self, runtime_checkable
 
@@ -156,6 +156,15 @@ class ExchangeAdapter(abc.ABC):
     @abc.abstractmethod
     def subscriptions(self) -> frozenset[tuple[str, Timeframe]]:
         """The (symbol, timeframe) series currently streamed."""
+
+    @property
+    @abc.abstractmethod
+    def rejected(self) -> Mapping[str, str]:
+        """Symbols the exchange refused to subscribe, with its reason (they are not streamed).
+
+        A refusal never stops the other symbols, and `wait_ready` counts it as an answer.
+        Subscribing a symbol again clears its entry.
+        """
 
     @abc.abstractmethod
     def exchange_time_ms(self) -> int:

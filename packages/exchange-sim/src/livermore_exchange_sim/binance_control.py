@@ -39,10 +39,15 @@ class StreamSet:
     combined: bool
     streams: dict[str, StreamName] = field(default_factory=dict)
     on_subscribe: Callable[[StreamName], None] | None = None
+    is_listed: Callable[[str], bool] | None = None
+    """Whether the venue lists a symbol; a SUBSCRIBE naming one it does not is refused whole."""
 
     def add(self, names: list[str]) -> None:
         """Subscribe to `names`; raise ControlError on an unknown stream or past the limit."""
         parsed = [_parse(name) for name in names]
+        listed = self.is_listed
+        if listed is not None and not all(listed(p.symbol.upper()) for p in parsed):
+            raise ControlError(2, "Invalid request: invalid stream")
         fresh = {p.name for p in parsed} - self.streams.keys()
         if len(self.streams) + len(fresh) > self.max_streams:
             raise ControlError(2, f"Invalid request: too many streams (max {self.max_streams})")

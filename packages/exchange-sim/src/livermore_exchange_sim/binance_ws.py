@@ -127,6 +127,8 @@ class BinanceStreamHub:
             await ws.close(code=1008, message=b"Too many streams")
             return ws
         conn.streams.add(valid)
+        venue = self._state.venue
+        conn.streams.is_listed = lambda symbol: self._market.asset_of(venue, symbol) is not None
         self.connections.add(conn)
         self._state.stats.ws_connections += 1
         pump = asyncio.create_task(self._pump(conn))

@@ -145,10 +145,20 @@ class WorkerSettings(BaseSettings):
     system_user: str | None = None
     backfill_candles: int = Field(default=100, ge=10)
     tier1_limit: int = Field(default=100, ge=1)
+    tier1_limits: dict[str, int] = Field(default_factory=dict)
+    """Per-exchange Tier 1 size by exchange name (`LIVERMORE_TIER1_LIMITS='{"binance": 50}'`)."""
+    position_sync_interval_s: float = Field(default=300.0, gt=0)
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     connect_timeout_s: float = Field(default=30.0, gt=0)
     alert_cooldown_s: float = Field(default=300.0, ge=0)
     discord_webhook_url: SecretStr | None = None
+
+    def tier1_limit_for(self, exchange_name: str) -> int:
+        """Return the Tier 1 size of an exchange (its override, else `tier1_limit`)."""
+        limit = self.tier1_limits.get(exchange_name, self.tier1_limit)
+        if limit < 1:
+            raise ValueError(f"LIVERMORE_TIER1_LIMITS: {exchange_name} must be at least 1")
+        return limit
 
 
 class ApiSettings(BaseSettings):

@@ -19,6 +19,17 @@ class StartupProgress(Message):
     eta_seconds: float | None = None
 
 
+class AccountSyncStatus(Message):
+    """The last position sync of one user's account on the worker's exchange."""
+
+    user_id: int
+    outcome: str
+    """`synced`, `api_managed` (no credentials in the environment) or `failed`."""
+    message: str
+    synced_at: datetime
+    positions: int = Field(default=0, ge=0)
+
+
 class ConnectionStatus(Message):
     """A worker's published state; a stale `last_heartbeat` means the worker is dead."""
 
@@ -34,6 +45,13 @@ class ConnectionStatus(Message):
     symbol_count: int = Field(default=0, ge=0)
     progress: StartupProgress | None = None
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    tier1_count: int = Field(default=0, ge=0)
+    tier2_count: int = Field(default=0, ge=0)
+    users_served: int = Field(default=0, ge=0)
+    """Active users with an active account on the exchange, whose Tier 2 the worker streams."""
+    failed_symbols: dict[str, str] = Field(default_factory=dict)
+    """Symbols the exchange refused to stream, with its reason; the rest stream."""
+    position_sync: list[AccountSyncStatus] = Field(default_factory=list)
 
     def is_stale(self, now: datetime, missed_beats: int = 3) -> bool:
         """Return whether `missed_beats` heartbeats have been missed at `now`."""

@@ -14,6 +14,7 @@ from livermore_exchange_core.symbols.source import (
     SymbolSourceService,
     UnknownUserError,
     UserContext,
+    load_exchange_users,
     load_user_context,
     watchlist_symbols,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "UserContext",
     "canonical_asset",
     "load_asset_map",
+    "load_exchange_users",
     "load_user_context",
     "split_symbol",
     "watchlist_symbols",

@@ -3,8 +3,10 @@
 Tier 1 is the shared pool: active `exchange_symbols` rows with `volume_rank <= tier1_limit`, written
 to exchange-scoped keys. Tier 2 is every symbol a given user holds (`positions`) or watches
 (`users.settings.watchlist[exchange name]`) on that exchange that is not in Tier 1; it writes the
-user-scoped keys of the first user (in the order given) that asked for it. A symbol in both uses the
-shared pool (SPEC section 8). Each symbol appears once, annotated with why it is there.
+user-scoped keys of every user holding it (`holders`, in the order the users were given; the
+first is `user_id`, whose keys are read). A symbol in both uses the shared pool (SPEC section 8).
+Each symbol appears once, annotated with why it is there. `load_exchange_users` returns the users
+a worker serves: every active user with an active account on its exchange.
 """
 
 from __future__ import annotations
@@ -53,13 +55,14 @@ class UserContext:
 
 @dataclass(frozen=True, slots=True)
 class SourcedSymbol:
-    """A streamed symbol: tier, sources and (Tier 2) the user whose keys it writes."""
+    """A streamed symbol: tier, sources and (Tier 2) the users whose keys it writes."""
 
     symbol: str
     tier: SymbolTier
     sources: frozenset[SymbolSource] = field(default_factory=frozenset)
     user_id: int | None = None
     volume_rank: int | None = None
+    holders: tuple[int, ...] = ()
 
 
 def watchlist_symbols(settings: Any, exchange_name: str) -> list[str]:
@@ -109,6 +112,36 @@ async def load_user_context(
     )
 
 
+async def load_exchange_users(
+    session_factory: SessionFactory, exchange_id: int
+) -> list[UserContext]:
+    """Return every active user with an active account on `exchange_id`, by user id."""
+    async with session_factory() as session:
+        rows = (
+            await session.exec(
+                select(User, UserExchange)
+                .join(UserExchange, col(UserExchange.user_id) == col(User.id))
+                .where(
+                    UserExchange.exchange_id == exchange_id,
+                    col(UserExchange.is_active).is_(True),
+                    col(User.is_active).is_(True),
+                )
+                .order_by(col(User.id))
+            )
+        ).all()
+    return [
+        UserContext(
+            user_id=user.id,
+            username=user.username,
+            api_key_env_var=account.api_key_env_var,
+            api_secret_env_var=account.api_secret_env_var,
+            has_account=True,
+        )
+        for user, account in rows
+        if user.id is not None
+    ]
+
+
 class SymbolSourceService:
     """Reads Tier 1 from `exchange_symbols` and Tier 2 from users' positions and watchlists."""
 
@@ -144,22 +177,27 @@ class SymbolSourceService:
         ]
 
     async def merged(self, exchange_id: int, users: Sequence[UserContext]) -> list[SourcedSymbol]:
-        """Return Tier 1 then Tier 2, each symbol once with its tier, sources and Tier 2 owner."""
+        """Return Tier 1 then Tier 2, each symbol once with its tier, sources and holders."""
         merged: dict[str, SourcedSymbol] = {s.symbol: s for s in await self.tier1(exchange_id)}
         for user_id, symbol, source in await self._user_symbols(exchange_id, users):
             found = merged.get(symbol)
             if found is None:
                 merged[symbol] = SourcedSymbol(
-                    symbol, SymbolTier.TIER_2, frozenset({source}), user_id=user_id
+                    symbol, SymbolTier.TIER_2, frozenset({source}), user_id, holders=(user_id,)
                 )
-            else:
-                merged[symbol] = SourcedSymbol(
-                    symbol,
-                    found.tier,
-                    found.sources | {source},
-                    user_id=found.user_id,
-                    volume_rank=found.volume_rank,
-                )
+                continue
+            tier2 = found.tier is SymbolTier.TIER_2
+            holders = found.holders
+            if tier2 and user_id not in holders:
+                holders = (*holders, user_id)
+            merged[symbol] = SourcedSymbol(
+                symbol,
+                found.tier,
+                found.sources | {source},
+                user_id=found.user_id,
+                volume_rank=found.volume_rank,
+                holders=holders,
+            )
         return list(merged.values())
 
     async def _user_symbols(

@@ -29,7 +29,7 @@ import contextlib
 import itertools
 import json
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,7 @@ from livermore_exchange_core.clock import ExchangeClock
 from livermore_exchange_core.config import ExchangeConfig
 from livermore_exchange_core.errors import TransientNetworkError
 from livermore_exchange_core.events import GapNotice, MarketDataSink, errored
+from livermore_exchange_core.refusals import Refusals
 from livermore_exchange_core.websocket import (
     ConnectionAttemptLimiter,
     ReconnectingWebSocket,
@@ -86,7 +87,7 @@ class _Connection:
     streams: set[str] = field(default_factory=set)
     sent: set[str] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
-    unacked: set[int] = field(default_factory=set)  # SUBSCRIBE/UNSUBSCRIBE ids not answered yet
+    unacked: dict[int, list[str]] = field(default_factory=dict)  # unanswered SUBSCRIBE streams
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     def mark_ready(self) -> None:
@@ -130,6 +131,7 @@ class BinanceAdapter(ExchangeAdapter):
         self._depth_ids: dict[str, int] = {}
         self._connections: list[_Connection] = []
         self._request_ids = itertools.count(1)
+        self._refusals = Refusals(config.name.value)
         self._running = False
         self._exchange = config.name.value
         self._handlers: dict[str, Callable[[_Connection, Any], Awaitable[None]]] = {
@@ -155,6 +157,11 @@ class BinanceAdapter(ExchangeAdapter):
     def order_book_symbols(self) -> frozenset[str]:
         """The symbols whose partial depth streams are subscribed."""
         return frozenset(self._depth_symbols.values())
+
+    @property
+    def rejected(self) -> Mapping[str, str]:
+        """Symbols whose SUBSCRIBE the venue answered with an error, with its message."""
+        return self._refusals.rejected
 
     def exchange_time_ms(self) -> int:
         """Return the latest event time `E` seen."""
@@ -193,6 +200,7 @@ class BinanceAdapter(ExchangeAdapter):
         wanted: list[str] = []
         frames = tuple(timeframes)
         for symbol in (s.upper() for s in symbols):
+            self._refusals.forgive([symbol])
             for tf in frames:
                 key = (symbol, TIMEFRAME_INTERVALS[tf])
                 if key not in self._series:
@@ -311,7 +319,7 @@ class BinanceAdapter(ExchangeAdapter):
             chunk = streams[start : start + self._per_message]
             request_id = next(self._request_ids)
             request = {"method": method, "params": chunk, "id": request_id}
-            conn.unacked.add(request_id)
+            conn.unacked[request_id] = chunk if method == "SUBSCRIBE" else []
             conn.ready.clear()
             await conn.socket.send(json.dumps(request))
             if method == "SUBSCRIBE":
@@ -333,15 +341,36 @@ class BinanceAdapter(ExchangeAdapter):
 
     async def _on_control(self, conn: _Connection, frame: dict[str, Any]) -> None:
         request_id = frame.get("id")
+        error = frame.get("error") if isinstance(frame.get("error"), dict) else None
+        if error is None and frame.get("code") is not None:
+            error = frame
+        streams: list[str] = []
         if isinstance(request_id, int) and request_id in conn.unacked:
-            conn.unacked.discard(request_id)  # answered: a result, or an error logged below
-            conn.mark_ready()
-        if "code" in frame and frame.get("code") is not None:
-            reason = f"{frame.get('code')}: {frame.get('msg')}"
+            streams = conn.unacked.pop(request_id)  # answered: a result or an error
+        if error is not None and streams:
+            await self._refused(conn, streams, f"{error.get('code')}: {error.get('msg')}")
+        elif error is not None:
+            reason = f"{error.get('code')}: {error.get('msg')}"
             self._log.error("binance.control_error", socket=conn.socket.label, reason=reason)
             await self._sink.on_lifecycle(errored(reason, conn.socket.label))
         elif frame.get("e") in self._handlers:  # a raw (non-combined) event
             await self._handlers[frame["e"]](conn, frame)
+        conn.mark_ready()
+
+    async def _refused(self, conn: _Connection, streams: list[str], reason: str) -> None:
+        """A SUBSCRIBE was refused whole: isolate the unknown symbol(s) (`Refusals`)."""
+        conn.sent.difference_update(streams)
+        symbol_of = {stream: stream.split("@", 1)[0].upper() for stream in streams}
+        retries = self._refusals.narrow(list(symbol_of.values()), reason)
+        for symbol in {s for s in symbol_of.values() if s in self._refusals.rejected}:
+            self._series = {k: v for k, v in self._series.items() if k[0] != symbol}
+            self._tickers.discard(symbol)
+            self._depth_symbols = {n: s for n, s in self._depth_symbols.items() if s != symbol}
+            conn.streams.difference_update(n for n, s in symbol_of.items() if s == symbol)
+        for retry in retries:
+            live = [n for n, s in symbol_of.items() if s in retry and n in conn.streams]
+            with contextlib.suppress(TransientNetworkError):  # the next open resubscribes
+                await self._send_streams(conn, "SUBSCRIBE", live)
 
     async def _on_kline(self, conn: _Connection, data: KlineMessage) -> None:
         self._clock.advance(data["E"])

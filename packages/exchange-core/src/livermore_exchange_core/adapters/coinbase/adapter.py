@@ -32,7 +32,8 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import structlog
@@ -65,6 +66,7 @@ from livermore_exchange_core.clock import ExchangeClock
 from livermore_exchange_core.config import ExchangeConfig
 from livermore_exchange_core.errors import TransientNetworkError
 from livermore_exchange_core.events import GapNotice, MarketDataSink, errored
+from livermore_exchange_core.refusals import Refusals
 from livermore_exchange_core.websocket import (
     ConnectionAttemptLimiter,
     ReconnectingWebSocket,
@@ -126,9 +128,10 @@ class CoinbaseAdapter(ExchangeAdapter):
         self._next_seq: int | None = None
         self._next_beat: int | None = None
         self._subscribed = False
-        # Subscribe/unsubscribe messages the exchange has not answered yet (each gets one
-        # `subscriptions` frame); `_ready` is set once the open connection has none outstanding.
-        self._unanswered = 0
+        # Subscribe/unsubscribe messages the exchange has not answered yet, in send order (each
+        # gets one `subscriptions` or error frame); `_ready` is set once none is outstanding.
+        self._unanswered: deque[dict[str, Any]] = deque()
+        self._refusals = Refusals(self._exchange)
         self._ready = asyncio.Event()
         self._awaiting: dict[str, Timeframe] = {}
         self._handlers = {
@@ -166,6 +169,11 @@ class CoinbaseAdapter(ExchangeAdapter):
         """The products whose `level2` books are kept."""
         return self._l2.symbols
 
+    @property
+    def rejected(self) -> Mapping[str, str]:
+        """Products whose subscription Coinbase refused ("is not a valid product")."""
+        return self._refusals.rejected
+
     def exchange_time_ms(self) -> int:
         """Return the latest exchange time seen."""
         return self._clock.now_ms()
@@ -188,6 +196,8 @@ class CoinbaseAdapter(ExchangeAdapter):
     async def subscribe(self, symbols: Iterable[str], timeframes: Iterable[Timeframe]) -> None:
         """Stream 1m/5m bars of `symbols` (other timeframes come from REST) and their tickers."""
         wanted = STREAMED_TIMEFRAMES.intersection(timeframes)
+        symbols = list(symbols)
+        self._refusals.forgive(symbols)
         added = [s for s in symbols if s not in self._series]
         for symbol in symbols:
             self._series.setdefault(symbol, set()).update(wanted)
@@ -249,7 +259,7 @@ class CoinbaseAdapter(ExchangeAdapter):
         # Bar channels are ignored until every subscription is out; each is then trusted from
         # its first frame on (see `_start_channel`).
         self._subscribed = False
-        self._unanswered = 0
+        self._unanswered.clear()
         self._ready.clear()
         self._awaiting = {MARKET_TRADES: TRADES_TIMEFRAME, CANDLES: CANDLES_TIMEFRAME}
         for book in self._books.values():
@@ -262,12 +272,12 @@ class CoinbaseAdapter(ExchangeAdapter):
         self._mark_ready()
 
     async def _send_control(self, message: dict[str, Any]) -> None:
-        self._unanswered += 1
+        self._unanswered.append(message)
         self._ready.clear()
         await self._socket.send(json.dumps(message))
 
     def _mark_ready(self) -> None:
-        if self._subscribed and self._unanswered == 0 and self._socket.is_open:
+        if self._subscribed and not self._unanswered and self._socket.is_open:
             self._ready.set()
 
     async def wait_ready(self) -> None:
@@ -321,12 +331,30 @@ class CoinbaseAdapter(ExchangeAdapter):
 
     async def _on_error(self, frame: dict[str, Any]) -> None:
         reason = f"{frame.get('message')}: {frame.get('reason', '')}".rstrip(": ")
-        self._log.error("coinbase.error_frame", reason=reason)
-        await self._sink.on_lifecycle(errored(reason, self._exchange))
+        refused = self._unanswered.popleft() if self._unanswered else None
+        if refused is not None and refused["type"] == "subscribe" and refused["product_ids"]:
+            await self._refused(refused["channel"], refused["product_ids"], reason)
+        else:
+            self._log.error("coinbase.error_frame", reason=reason)
+            await self._sink.on_lifecycle(errored(reason, self._exchange))
+        self._mark_ready()
+
+    async def _refused(self, channel: str, products: list[str], reason: str) -> None:
+        """A subscribe was refused whole: isolate the unknown product(s) (`Refusals`)."""
+        retries = self._refusals.narrow(products, reason)
+        for symbol in products:
+            if symbol in self._refusals.rejected and self._series.pop(symbol, None) is not None:
+                for book in self._books.values():
+                    book.forget(symbol)
+        self._l2.remove(s for s in products if s in self._refusals.rejected)
+        for retry in retries:
+            with contextlib.suppress(TransientNetworkError):  # the next open resubscribes
+                await self._send_control(subscribe_message(channel, retry))
 
     async def _on_subscriptions(self, events: list[dict[str, Any]], now: int) -> None:
         self._log.debug("coinbase.subscriptions", events=events)
-        self._unanswered = max(0, self._unanswered - 1)
+        if self._unanswered:
+            self._unanswered.popleft()
         self._mark_ready()
 
     async def _on_heartbeats(self, events: list[dict[str, Any]], now: int) -> None:
