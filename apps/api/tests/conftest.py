@@ -23,9 +23,11 @@ from livermore_schema.settings import (
     EndpointSettings,
     RedisSettings,
 )
-from livermore_schema.tables import Position, UserExchange
+from livermore_schema.tables import ExchangeSymbol, Position, UserExchange
 
 PRESENT_ENV = "LIVERMORE_TEST_PRESENT_KEY"
+PRODUCTS: dict[int, tuple[str, ...]] = {1: ("BTC-USD", "ETH-USD", "SOL-USD"), 2: ("BTCUSDT",)}
+"""Active products the watchlist and position tests use (symbols are validated against them)."""
 ABSENT_ENV = "LIVERMORE_TEST_ABSENT_SECRET"
 
 
@@ -106,8 +108,9 @@ async def world(pg_settings: DatabaseSettings) -> AsyncIterator[World]:
                 api_secret_env_var=ABSENT_ENV,
             )
             position = Position(
-                user_id=owner.id, exchange_id=1, symbol="BTC", quantity=Decimal("1.5")
+                user_id=owner.id, exchange_id=1, symbol="BTC-USD", quantity=Decimal("1.5")
             )
+            await _ensure_products(db)
             owner.settings = {"version": 1, "watchlist": {"coinbase": ["ETH-USD"]}}
             db.add_all([account, position, owner])
             await db.commit()
@@ -127,3 +130,31 @@ async def world(pg_settings: DatabaseSettings) -> AsyncIterator[World]:
             )
     finally:
         await engine.dispose()
+
+
+async def _ensure_products(db: Any) -> None:
+    """Insert the `PRODUCTS` rows that are missing (other tests may have removed them)."""
+    from sqlmodel import col, select
+
+    for exchange_id, symbols in PRODUCTS.items():
+        rows = await db.exec(
+            select(ExchangeSymbol.symbol).where(
+                col(ExchangeSymbol.exchange_id) == exchange_id,
+                col(ExchangeSymbol.symbol).in_(symbols),
+            )
+        )
+        present = set(rows.all())
+        for symbol in symbols:
+            if symbol in present:
+                continue
+            base = symbol.split("-")[0].removesuffix("USDT")
+            quote = "USDT" if symbol.endswith("USDT") else "USD"
+            db.add(
+                ExchangeSymbol(
+                    exchange_id=exchange_id,
+                    symbol=symbol,
+                    base_currency=base,
+                    quote_currency=quote,
+                    is_active=True,
+                )
+            )

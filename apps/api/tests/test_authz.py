@@ -70,7 +70,9 @@ CASES: dict[str, Callable[[World], Call]] = {
     "watchlist.replace": lambda w: Call(
         "/api/watchlist/coinbase", _owner_query(w), {"symbols": ["BTC-USD"]}
     ),
-    "watchlist.add": lambda w: Call("/api/watchlist/coinbase", _owner_query(w), {"symbol": "X"}),
+    "watchlist.add": lambda w: Call(
+        "/api/watchlist/coinbase", _owner_query(w), {"symbol": "SOL-USD"}
+    ),
     "watchlist.remove": lambda w: Call("/api/watchlist/coinbase/ETH-USD", _owner_query(w)),
     "positions.list": lambda w: Call("/api/positions", _owner_query(w)),
     "positions.create": lambda w: Call(

@@ -17,6 +17,7 @@ from livermore_api.models import AccountCreate, AccountPath, AccountUpdate
 from livermore_api.resources import AccountOut
 from livermore_api.routing import body_of, json_response, path_of, principal_of
 from livermore_api.views.common import check_owner, requested_user, resolve_exchange, session
+from livermore_api.views.tracking import notify_worker
 from livermore_schema.tables import Exchange, UserExchange, utcnow
 
 
@@ -123,7 +124,9 @@ async def create_account(request: web.Request) -> web.StreamResponse:
             ) from None
         await _clear_other_defaults(db, account)
         await db.commit()
-        return json_response(account_out(account, exchange, request.app[keys.CONFIG]), status=201)
+        out = account_out(account, exchange, request.app[keys.CONFIG])
+    await notify_worker(request, exchange, user_id)
+    return json_response(out, status=201)
 
 
 async def get_account(request: web.Request) -> web.StreamResponse:
@@ -147,13 +150,17 @@ async def update_account(request: web.Request) -> web.StreamResponse:
         await db.flush()
         await _clear_other_defaults(db, account)
         await db.commit()
-        return json_response(account_out(account, exchange, request.app[keys.CONFIG]))
+        out = account_out(account, exchange, request.app[keys.CONFIG])
+    await notify_worker(request, exchange, account.user_id)
+    return json_response(out)
 
 
 async def delete_account(request: web.Request) -> web.StreamResponse:
     """Delete an account."""
     async with session(request) as db:
-        account, _ = await _owned(request, db)
+        account, exchange = await _owned(request, db)
+        owner = account.user_id
         await db.delete(account)
         await db.commit()
+    await notify_worker(request, exchange, owner)
     return web.Response(status=204)

@@ -19,7 +19,7 @@ from livermore_api.routing import body_of, json_response, path_of, principal_of
 from livermore_api.views.common import redis_of, require_account, resolve_exchange, session
 from livermore_cache.commands import CommandBus
 from livermore_schema.control import COMMAND_ADAPTER, Command
-from livermore_schema.enums import CommandType, ResponseStatus
+from livermore_schema.enums import STREAMING_EXCHANGES, CommandType, ExchangeName, ResponseStatus
 from livermore_schema.tables import Exchange
 
 LONG_RUNNING: frozenset[CommandType] = frozenset(
@@ -80,6 +80,13 @@ async def _authorized_exchange(
     async with session(request) as db:
         exchange = await resolve_exchange(db, ref)
         await require_account(db, principal_of(request), exchange)
+    if ExchangeName(exchange.name) not in STREAMING_EXCHANGES:
+        supported = ", ".join(sorted(e.value for e in STREAMING_EXCHANGES))
+        raise ConflictError(
+            f"{exchange.name} has no streaming client, so no worker runs for it "
+            f"(workers exist for {supported})",
+            code="no_streaming_client",
+        )
     return exchange
 
 

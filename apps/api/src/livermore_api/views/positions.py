@@ -1,4 +1,8 @@
-"""Manually managed positions of the caller (admins: anyone's)."""
+"""Manually managed positions of the caller (admins: anyone's).
+
+A position's symbol must be an active product of the exchange (a base asset is taken as its
+listed product; 422 otherwise); every change is announced to the exchange's worker.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from livermore_api.models import PositionCreate, PositionPath, PositionUpdate
 from livermore_api.resources import PositionOut
 from livermore_api.routing import body_of, json_response, path_of, principal_of
 from livermore_api.views.common import check_owner, requested_user, resolve_exchange, session
+from livermore_api.views.tracking import listed_products, notify_worker
 from livermore_schema.tables import Exchange, Position, utcnow
 
 
@@ -62,9 +67,9 @@ async def create_position(request: web.Request) -> web.StreamResponse:
         user_id = await requested_user(request, db)
         exchange = await resolve_exchange(db, body.exchange)
         assert exchange.id is not None
-        position = Position(
-            user_id=user_id, exchange_id=exchange.id, **body.model_dump(exclude={"exchange"})
-        )
+        [symbol] = await listed_products(db, exchange, [body.symbol])
+        fields = body.model_dump(exclude={"exchange", "symbol"})
+        position = Position(user_id=user_id, exchange_id=exchange.id, symbol=symbol, **fields)
         db.add(position)
         name = exchange.name
         try:
@@ -72,10 +77,12 @@ async def create_position(request: web.Request) -> web.StreamResponse:
         except IntegrityError:
             await db.rollback()
             raise ConflictError(
-                f"a position in {body.symbol} on {name} already exists",
+                f"a position in {symbol} on {name} already exists",
                 code="position_exists",
             ) from None
-        return json_response(_out(position, exchange), status=201)
+        out = _out(position, exchange)
+    await notify_worker(request, exchange, user_id)
+    return json_response(out, status=201)
 
 
 async def get_position(request: web.Request) -> web.StreamResponse:
@@ -96,13 +103,17 @@ async def update_position(request: web.Request) -> web.StreamResponse:
             setattr(position, name, value)
         position.updated_at = utcnow()
         await db.commit()
-        return json_response(_out(position, exchange))
+        out = _out(position, exchange)
+    await notify_worker(request, exchange, position.user_id)
+    return json_response(out)
 
 
 async def delete_position(request: web.Request) -> web.StreamResponse:
     """Delete a position."""
     async with session(request) as db:
-        position, _ = await _owned(request, db)
+        position, exchange = await _owned(request, db)
+        owner = position.user_id
         await db.delete(position)
         await db.commit()
+    await notify_worker(request, exchange, owner)
     return web.Response(status=204)

@@ -1,4 +1,8 @@
-"""Watchlists (`users.settings.watchlist`, symbols keyed by exchange name)."""
+"""Watchlists (`users.settings.watchlist`, symbols keyed by exchange name).
+
+Added symbols must be active products of the exchange (422 otherwise); every change is
+announced to the exchange's worker (`tracking`), which streams the difference without a restart.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from livermore_api.models import (
 from livermore_api.resources import WatchlistOut
 from livermore_api.routing import body_of, json_response, path_of
 from livermore_api.views.common import requested_user, resolve_exchange, session
+from livermore_api.views.tracking import listed_products, notify_worker
 from livermore_schema.tables import User, utcnow
 
 
@@ -58,8 +63,10 @@ async def replace_watchlist(request: web.Request) -> web.StreamResponse:
         exchange = await resolve_exchange(db, path.exchange)
         user = await _user(request, db)
         watchlist = _watchlist(user)
-        watchlist[exchange.name] = list(dict.fromkeys(body.symbols))
-        return json_response(await _save(db, user, watchlist))
+        watchlist[exchange.name] = await listed_products(db, exchange, body.symbols)
+        saved = await _save(db, user, watchlist)
+    await notify_worker(request, exchange, saved.user_id)
+    return json_response(saved)
 
 
 async def add_to_watchlist(request: web.Request) -> web.StreamResponse:
@@ -71,14 +78,17 @@ async def add_to_watchlist(request: web.Request) -> web.StreamResponse:
         user = await _user(request, db)
         watchlist = _watchlist(user)
         symbols = watchlist.setdefault(exchange.name, [])
-        if body.symbol not in symbols:
+        [symbol] = await listed_products(db, exchange, [body.symbol])
+        if symbol not in symbols:
             if len(symbols) >= WATCHLIST_MAX:
                 raise ConflictError(
                     f"the {exchange.name} watchlist already holds {WATCHLIST_MAX} symbols",
                     code="watchlist_full",
                 )
-            symbols.append(body.symbol)
-        return json_response(await _save(db, user, watchlist))
+            symbols.append(symbol)
+        saved = await _save(db, user, watchlist)
+    await notify_worker(request, exchange, saved.user_id)
+    return json_response(saved)
 
 
 async def remove_from_watchlist(request: web.Request) -> web.StreamResponse:
@@ -92,4 +102,6 @@ async def remove_from_watchlist(request: web.Request) -> web.StreamResponse:
         if path.symbol not in symbols:
             raise NotFoundError(f"{path.symbol} is not on the {exchange.name} watchlist")
         symbols.remove(path.symbol)
-        return json_response(await _save(db, user, watchlist))
+        saved = await _save(db, user, watchlist)
+    await notify_worker(request, exchange, saved.user_id)
+    return json_response(saved)
