@@ -18,7 +18,8 @@ URL layout (base = `http://HOST:PORT`; the env override `livermore-sim` prints i
 
 Simulator control: `GET /_sim/clock`, `GET /_sim/truth?exchange=&symbol=&timeframe=&start=&end=`
 (closed candles, ms), `/_sim/faults/...` (faults.py), `POST /_sim/webhook/throttle`,
-`POST /_sim/scenarios/demo?lead_ms=` (start the demo MACD-V excursions `lead_ms` from now).
+`POST /_sim/scenarios/demo?lead_ms=` (start the demo MACD-V excursions `lead_ms` from now),
+`PUT /_sim/accounts/{venue}` `{"balances": {"BTC": 0.5}}` (the account's balances from now on).
 """
 
 from __future__ import annotations
@@ -116,7 +117,20 @@ def create_app(config: SimConfig) -> web.Application:
     app.router.add_get("/_sim/clock", _clock)
     app.router.add_get("/_sim/truth", _truth)
     app.router.add_post("/_sim/scenarios/demo", _start_demo_scenarios)
+    app.router.add_put("/_sim/accounts/{venue}", _set_balances)
     return app
+
+
+async def _set_balances(request: web.Request) -> web.Response:
+    """Replace a venue's account balances: `{"balances": {"BTC": 0.5, "USDT": 100}}`."""
+    try:
+        venue = Venue(request.match_info["venue"])
+        body = await request.json()
+        balances = {str(a).upper(): float(v) for a, v in body["balances"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise web.HTTPBadRequest(text=f'need {{"balances": {{ASSET: amount}}}}: {exc}') from None
+    request.app[MARKET].balances[venue] = balances
+    return web.json_response({"exchange": venue.value, "balances": balances})
 
 
 def _binance_app(market: Market, venue: Venue, faults: FaultController) -> web.Application:

@@ -287,6 +287,9 @@ def account_body(market: Market, state: BinanceVenueState, now_ms: int) -> dict[
     """Return a deterministic `/api/v3/account`: quote cash, a few holdings and some dust."""
     products = market.products(state.venue)
     balances = [{"asset": products[0].quote if products else "USDT", "free": fmt(10_000.0)}]
+    if state.venue in market.balances:
+        balances = [{"asset": a, "free": fmt(v)} for a, v in market.balances[state.venue].items()]
+        products = []
     for index, product in enumerate(products):
         asset = market.asset_of(state.venue, product.symbol)
         if index < 3 and asset is not None:

@@ -173,7 +173,8 @@ class CoinbaseRest:
         problem = self._check_jwt(request)
         if problem is not None:
             return _error(401, "UNAUTHENTICATED", problem)
-        return web.json_response(accounts_body(self._market.clock.now_ms()))
+        balances = self._market.balances.get(Venue.COINBASE)
+        return web.json_response(accounts_body(self._market.clock.now_ms(), balances))
 
     def _check_jwt(self, request: web.Request) -> str | None:
         auth = self._config.coinbase_auth
@@ -225,8 +226,18 @@ _BALANCES: tuple[tuple[str, str, str], ...] = (
 """Deterministic balances; XRP and DOGE are dust (worth under $2)."""
 
 
-def accounts_body(now_ms: int) -> dict[str, Any]:
-    """Return the `accounts` response."""
+def accounts_body(now_ms: int, balances: dict[str, float] | None = None) -> dict[str, Any]:
+    """Return the `accounts` response (`balances`, when set, replace the defaults)."""
+    rows = _BALANCES
+    if balances is not None:
+        rows = tuple(
+            (
+                asset,
+                f"{amount:.8f}",
+                "ACCOUNT_TYPE_FIAT" if asset == "USD" else "ACCOUNT_TYPE_CRYPTO",
+            )
+            for asset, amount in balances.items()
+        )
     accounts = [
         {
             "uuid": f"8bfc20d7-f7c6-4422-bf07-8243ca4169{i:02d}",
@@ -244,6 +255,6 @@ def accounts_body(now_ms: int) -> dict[str, Any]:
             "retail_portfolio_id": "b87a2d3f-8a1e-49b3-a4ea-402d8c389aca",
             "platform": "ACCOUNT_PLATFORM_CONSUMER",
         }
-        for i, (currency, value, kind) in enumerate(_BALANCES)
+        for i, (currency, value, kind) in enumerate(rows)
     ]
     return {"accounts": accounts, "has_next": False, "cursor": "", "size": len(accounts)}

@@ -148,6 +148,8 @@ class Market:
         self.seed = seed
         self.clock = clock
         self.scenarios: tuple[Scenario, ...] = tuple(scenarios)
+        self.balances: dict[Venue, dict[str, float]] = {}
+        """Account balances set through `PUT /_sim/accounts/{venue}` (else the defaults)."""
         self.assets: tuple[Asset, ...] = _select_assets(symbols, extra_assets)
         self._assets = {asset.base: asset for asset in self.assets}
         self._gen = PathGenerator(seed)

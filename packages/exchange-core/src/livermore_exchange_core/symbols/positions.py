@@ -184,7 +184,7 @@ class PositionSync:
         config = resolve_exchange_config(exchange, self._endpoints)
         client = create_rest_client(config, credentials, session=self._http)
         try:
-            balances = await client.get_balances()
+            balances = await client.get_balances()  # the exchange's SDK (`accounts`)
             products = await client.list_products()
         finally:
             await client.aclose()

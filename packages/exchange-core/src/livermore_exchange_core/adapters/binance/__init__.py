@@ -1,6 +1,6 @@
 """Binance and Binance US (same protocol, `.us` hosts): REST client, streaming adapter, parsing.
 
 Modules: `urls` (every endpoint), `parsing` (wire → domain), `rest` (`BinanceRestClient`).
-Public market data needs no signing; the HMAC signing of account calls lives in `rest`, so there
-is no separate `auth` module as Coinbase has.
+Public market data needs no signing; the one signed call (balances) is python-binance's, in
+`livermore_exchange_core.accounts`, so neither venue has an `auth` module.
 """

@@ -6,8 +6,9 @@ queue overflows (a burst at 50,000 msgs/s does that in 2 ms), hands connection e
 consumer as data dicts, never notices a stalled-but-open socket, gives up after 5 reconnects and,
 on reconnect, restores only the streams in its URL, not those added with SUBSCRIBE. The
 protocol itself is small (combined streams plus SUBSCRIBE frames), so one reconnecting socket
-with a watchdog, a paced sender and a shared connection-attempt limiter serves both venues; the
-REST side still uses python-binance.
+with a watchdog, a paced sender and a shared connection-attempt limiter serves both venues.
+python-binance is used only for the signed account call (`livermore_exchange_core.accounts`);
+market-data REST is our own client (`rest.py` says why).
 
 Streams: `<sym>@kline_<i>` for every subscribed (symbol, timeframe) and `<sym>@miniTicker` per
 symbol, split over as many connections as the per-connection stream cap needs, SUBSCRIBE frames

@@ -3,9 +3,9 @@
 Why not python-binance's `AsyncClient`: `create()` spends two requests (ping, time) per client;
 a non-2xx becomes `BinanceAPIException` with no retry, no `Retry-After` handling and no request
 weight bookkeeping; `get_historical_klines` sleeps a fixed 1 s every third call instead of
-following the real limit; and its signed-call timestamps come from the local clock plus an offset
-taken once, which drifts against an accelerated simulator (-1021). The protocol is five GETs and
-an HMAC, so we speak it directly: every request goes through the exchange's shared
+following the real limit. Market data is four public GETs, so we speak it directly; the one
+signed call (balances) is python-binance's (`livermore_exchange_core.accounts`), taken through
+the same limiter. Every request goes through the exchange's shared
 `WeightWindowLimiter` (limits read from exchangeInfo, `X-MBX-USED-WEIGHT-1M` fed back), 429/418
 pause every caller for `Retry-After`, and 451 is a `GeoBlockedError` that names binance_us.
 """
@@ -13,8 +13,6 @@ pause every caller for `Retry-After`, and 451 is a `GeoBlockedError` that names 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -22,6 +20,7 @@ from urllib.parse import urlencode
 import aiohttp
 import structlog
 
+from livermore_exchange_core.accounts import fetch_balances
 from livermore_exchange_core.adapters.binance import parsing, urls
 from livermore_exchange_core.base import Balance, ProductInfo
 from livermore_exchange_core.candle_range import resolve_range
@@ -59,14 +58,10 @@ class BinanceRestClient(BaseRestClient):
 
     # ------------------------------------------------------------------ transport
 
-    async def _get(
-        self, url: str, weight: int, params: Mapping[str, str], *, signed: bool = False
-    ) -> Any:
+    async def _get(self, url: str, weight: int, params: Mapping[str, str]) -> Any:
         async def attempt() -> Any:
             query = dict(params)
             headers: dict[str, str] = {}
-            if signed:
-                query, headers = await self._sign(query)
             granted_at = await self._limiter.acquire(weight)
             self.requests += 1
             full = f"{url}?{urlencode(query)}" if query else url
@@ -86,15 +81,6 @@ class BinanceRestClient(BaseRestClient):
             what=url.rsplit("/", 1)[-1],
             exchange=self._name,
         )
-
-    async def _sign(self, query: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-        if self._credentials is None:
-            raise AuthenticationError(f"no {self._name} credentials", exchange=self._name)
-        query["timestamp"] = str(await self.clock.now_ms())
-        query.setdefault("recvWindow", "5000")
-        secret = self._credentials.api_secret.get_secret_value().encode()
-        query["signature"] = hmac.new(secret, urlencode(query).encode(), hashlib.sha256).hexdigest()
-        return query, {"X-MBX-APIKEY": self._credentials.api_key}
 
     def _check(self, reply: HttpReply) -> Any:
         status = reply.status
@@ -218,12 +204,16 @@ class BinanceRestClient(BaseRestClient):
         )
 
     async def get_balances(self) -> list[Balance]:
-        """Return non-zero balances of the spot account (HMAC-signed).
+        """Return non-zero balances of the spot account (python-binance, `accounts`).
 
         Raises:
             AuthenticationError: no credentials, or Binance rejected them.
         """
-        body = await self._get(
-            urls.account_url(self._config.rest_url), urls.WEIGHTS["account"], {}, signed=True
-        )
-        return parsing.parse_account_balances(body)
+        if self._credentials is None:
+            raise AuthenticationError(f"no {self._name} credentials", exchange=self._name)
+        weight = urls.WEIGHTS["account"]
+        granted_at = await self._limiter.acquire(weight)
+        try:
+            return await fetch_balances(self._config, self._credentials)
+        finally:
+            self._limiter.settle(granted_at, weight)

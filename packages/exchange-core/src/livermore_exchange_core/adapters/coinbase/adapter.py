@@ -5,7 +5,8 @@ Why our own socket (`livermore_exchange_core.websocket`) and not coinbase-advanc
 `on_close`, issue #63), it gives up after 5 retries, has no stall detection, and calls
 `on_message` with the raw string anyway. The market-data channels need no signing (a JWT is
 only for `user`), so one reconnecting socket with a heartbeat watchdog and paced subscriptions
-covers what we need; REST still goes through the SDK-based client.
+covers what we need. coinbase-advanced-py serves only the signed accounts call
+(`livermore_exchange_core.accounts`); market-data REST is our own client (`rest.py` says why).
 
 Channels (one per subscribe message, paced under Coinbase's 8 messages/s): `heartbeats` keeps the
 subscriptions open and the exchange clock moving; `candles` gives 5m bars (upserted by `start`,

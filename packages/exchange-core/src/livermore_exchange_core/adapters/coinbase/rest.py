@@ -3,8 +3,9 @@
 Why not coinbase-advanced-py's `RESTClient`: it is synchronous (`requests`; every call would block
 the worker's event loop or need a thread), it hard-codes `https://` (so it cannot reach the
 simulator without a TLS fake or a rewriting adapter) and it has no retry, backoff or 429 handling
-(`rest_base.handle_exception` raises a bare `requests.HTTPError`). We keep the SDK for what it does
-well, the CDP JWT signing (`auth.py`), and go around it for transport.
+(`rest_base.handle_exception` raises a bare `requests.HTTPError`). Market data is public, so we
+go around it; the signed accounts call is the SDK's (`livermore_exchange_core.accounts`, run in
+a thread), taken through the same limiter.
 
 Coinbase quirks handled here: at most 300 candles a page (350 is the hard cap, 400 beyond),
 newest-first pages reversed, the in-progress bucket dropped unless asked for, and throttling that
@@ -18,8 +19,8 @@ from typing import Any
 
 import structlog
 
+from livermore_exchange_core.accounts import fetch_balances
 from livermore_exchange_core.adapters.coinbase import parsing, urls
-from livermore_exchange_core.adapters.coinbase.auth import rest_jwt
 from livermore_exchange_core.base import Balance, ProductInfo
 from livermore_exchange_core.candle_range import resolve_range
 from livermore_exchange_core.errors import (
@@ -47,25 +48,16 @@ class CoinbaseRestClient(BaseRestClient):
         url: str,
         *,
         params: Mapping[str, str] | None = None,
-        signed_path: str | None = None,
         what: str,
     ) -> Any:
         async def attempt() -> Any:
-            headers = None
-            if signed_path is not None:
-                if self._credentials is None:
-                    raise AuthenticationError("no Coinbase credentials", exchange="coinbase")
-                token = rest_jwt(self._credentials, "GET", self._config.rest_url, signed_path)
-                headers = {"Authorization": f"Bearer {token}"}
             granted_at = await self._limiter.acquire()
             self.requests += 1
             try:
-                reply = await http_get(
-                    self._http(), url, params=params, headers=headers, exchange="coinbase"
-                )
+                reply = await http_get(self._http(), url, params=params, exchange="coinbase")
             finally:
                 self._limiter.settle(granted_at)
-            return self._check(reply, public=signed_path is None)
+            return self._check(reply, public=True)
 
         return await call_with_retries(
             attempt,
@@ -164,24 +156,15 @@ class CoinbaseRestClient(BaseRestClient):
         return parsing.parse_products_response(body)
 
     async def get_balances(self) -> list[Balance]:
-        """Return non-zero balances of every account (signed; cursor paginated).
+        """Return non-zero balances of every account (coinbase-advanced-py, `accounts`).
 
         Raises:
             AuthenticationError: no credentials, or Coinbase rejected them.
         """
         if self._credentials is None:
             raise AuthenticationError("no Coinbase credentials", exchange="coinbase")
-        balances: list[Balance] = []
-        cursor: str | None = None
-        while True:
-            params = {"limit": "250", **({"cursor": cursor} if cursor else {})}
-            body = await self._get(
-                urls.accounts_url(self._config.rest_url),
-                params=params,
-                signed_path=urls.ACCOUNTS_PATH,
-                what="accounts",
-            )
-            page, cursor = parsing.parse_accounts_response(body)
-            balances.extend(page)
-            if cursor is None:
-                return balances
+        granted_at = await self._limiter.acquire()
+        try:
+            return await fetch_balances(self._config, self._credentials)
+        finally:
+            self._limiter.settle(granted_at)
