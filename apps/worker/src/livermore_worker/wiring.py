@@ -331,7 +331,7 @@ class StreamingSession:
             exchange_id=self._exchange.exchange_id,
             exchange_name=self._exchange.name.value,
             cooldown_s=profile.cooldown_s,
-            timeframes=profile.timeframes,
+            timeframes=RUNTIME_TIMEFRAMES,  # the context lists every timeframe in every mode
             sink=self._s.alert_sink,
             assets=self._s.assets,
         )
