@@ -30,7 +30,7 @@ from livermore_cache.commands import CommandBus
 from livermore_cache.scan import iter_matching
 from livermore_cache.status import StatusStore
 from livermore_exchange_sim.market import Venue
-from livermore_exchange_sim.testing import RunningSim
+from livermore_exchange_sim.testing import RunningSim, running_sim
 from livermore_schema.control import StartCommand
 from livermore_schema.db import async_session_factory, create_async_engine
 from livermore_schema.enums import ConnectionState, IndicatorType, ResponseStatus, Timeframe
@@ -38,7 +38,7 @@ from livermore_schema.settings import DatabaseSettings
 from livermore_schema.status import ConnectionStatus
 from livermore_schema.tables import ExchangeSymbol, Position, User, UserExchange
 
-from .conftest import BINANCE, COINBASE, poll
+from .conftest import BINANCE, COINBASE, SIM_SPEED, poll
 
 PRODUCTS = {
     COINBASE: ["BTC-USD", "ETH-USD", "SOL-USD", "ADA-USD"],
@@ -47,6 +47,14 @@ PRODUCTS = {
 TIER1_LIMITS = '{"coinbase": 2, "binance": 2}'
 BINANCE_KEY, BINANCE_SECRET = "livermore-sim-binance-key", "livermore-sim-binance-secret"
 M1, M5 = Timeframe.M1, Timeframe.M5
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[RunningSim]:
+    """A simulator at `SIM_SPEED` listing the products above on every venue."""
+    bases = ["BTC", "ETH", "SOL", "ADA", "DOGE"]
+    async with running_sim(seed=11, speed=SIM_SPEED, symbols=bases) as running:
+        yield running
 
 
 def _row(exchange_id: int, symbol: str, rank: int) -> ExchangeSymbol:
@@ -234,12 +242,15 @@ async def test_one_worker_per_exchange_serves_every_trader(
             return subscribed and await _count(redis, ada) > 0
 
         await poll(ada_streaming, 10, "ADA-USD streaming into alice's keys")
+        assert await _keys(redis, "candles:1:ADA-USD:*") == []  # alice's Tier 2: her keys only
         assert time.monotonic() - added_at < 10
         async with http.delete("/api/watchlist/coinbase/ADA-USD") as reply:
             assert reply.status == 200
 
         async def ada_dropped() -> bool:
-            return "ADA-USD" not in await _coinbase_candles_subscriptions(sim)
+            status = await _status(redis, COINBASE)
+            applied = status is not None and status.tier2_count == 2  # SOL-USD, NOPE-USD
+            return applied and "ADA-USD" not in await _coinbase_candles_subscriptions(sim)
 
         await poll(ada_dropped, 10, "ADA-USD unsubscribed")
     sol_1m = keys.user_candles_key(alice, COINBASE, "SOL-USD", M1)
@@ -249,14 +260,19 @@ async def test_one_worker_per_exchange_serves_every_trader(
     later = await _count(redis, sol_1m) + 3
     await poll(lambda: _grew(redis, sol_1m, later), 30, "three more SOL-USD minutes")
     assert await _count(redis, ada) == frozen  # no more writes; the TTL cleans it up
+    assert await _keys(redis, "candles:1:ADA-USD:*") == []  # nor any leak into the shared pool
 
     # A balance change in the simulator reaches bob's Tier 2 at the next position sync.
     await _set_balances(sim, {"USDT": 500.0, "ADA": 5000.0, "DOGE": 1.0, "SOL": 20.0})
     bob_sol = keys.user_candles_key(bob, BINANCE, "SOLUSDT", M1)
     await poll(lambda: _count(redis, bob_sol), 30, "bob's new SOLUSDT position streaming")
     assert await _positions(traders, bob) == {"ADAUSDT", "SOLUSDT"}
-    bn = await poll(binance_connected, 10, "the Binance worker still connected")
-    assert bn.tier2_count == 2
+
+    async def bob_tier2_grew() -> ConnectionStatus | None:
+        found = await binance_connected()
+        return found if found and found.tier2_count == 2 else None
+
+    await poll(bob_tier2_grew, 30, "the Binance worker connected with two Tier 2 symbols")
 
     for worker in (coinbase, binance):
         worker.terminate(signal.SIGTERM)

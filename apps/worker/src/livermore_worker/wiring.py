@@ -231,6 +231,7 @@ class StreamingSession:
 
     async def add_symbols(self, names: Sequence[str]) -> BackfillReport:
         """Backfill, warm up and subscribe new symbols (their holders are already in `tier2`)."""
+        self.pipeline.forget(names, forgotten=False)
         self.holders_changed()
         report = await self.backfill(names, lambda _: None)
         await self.warmup(names, lambda *_: None)
@@ -244,6 +245,7 @@ class StreamingSession:
         """Unsubscribe symbols and forget their indicator state."""
         names = list(symbols)
         await self.adapter.unsubscribe(names, RUNTIME_TIMEFRAMES)
+        self.pipeline.forget(names)  # nothing queued or repairing for them is written any more
         await self._stop_order_books(names)
         for symbol in names:
             for timeframe in RUNTIME_TIMEFRAMES:

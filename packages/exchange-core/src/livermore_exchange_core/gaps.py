@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from livermore_exchange_core.backoff import Backoff, BackoffPolicy
@@ -77,3 +78,39 @@ def _check_complete(bars: Sequence[Candle], series: Series, since: int, notice: 
     found = {bar.open_time for bar in bars if bar.closed}
     if any(open_time not in found for open_time in wanted):
         raise DataNotReadyError(f"{series[0]} {series[1].value}: REST lacks bars of the gap yet")
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """A queued correction of a bar already delivered (`on_candle_revised`)."""
+
+    candle: Candle
+
+
+@dataclass(frozen=True, slots=True)
+class RepairDone:
+    """A queued end of a gap repair: the series and every closed bar REST returned."""
+
+    series: Series
+    bars: Sequence[Candle]
+
+
+@dataclass(slots=True)
+class Gate:
+    """A gated series: the gap being repaired and what arrived behind it."""
+
+    notice: GapNotice
+    waiting: list[Candle | GapNotice | Revision] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+
+def symbol_of(item: object) -> str | None:
+    """Return the symbol a queued pipeline item belongs to (None: not a series item)."""
+    match item:
+        case Candle() | GapNotice():
+            return item.symbol
+        case Revision():
+            return item.candle.symbol
+        case RepairDone():
+            return item.series[0]
+    return None

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
@@ -29,11 +29,11 @@ import structlog
 from livermore_cache.candles import CandleCache
 from livermore_cache.pubsub import Publisher
 from livermore_cache.tickers import OrderBookCache, TickerCache
+from livermore_exchange_core import gaps
 from livermore_exchange_core.backoff import BackoffPolicy
 from livermore_exchange_core.clock import ExchangeClock
 from livermore_exchange_core.coalesce import BookCoalescer, TickerCoalescer
 from livermore_exchange_core.events import AdapterLifecycle, GapNotice
-from livermore_exchange_core.gaps import GapFetcher, Repairer
 from livermore_exchange_core.orderbook import BookTop
 from livermore_exchange_core.stage import ClosedBarStage
 from livermore_schema.enums import Timeframe
@@ -43,24 +43,6 @@ from livermore_schema.timeframes import duration_ms
 log = structlog.get_logger(__name__)
 
 LifecycleHook = Callable[[AdapterLifecycle], Awaitable[None]]
-Series = tuple[str, Timeframe]
-
-
-@dataclass(frozen=True, slots=True)
-class _Revision:
-    candle: Candle
-
-
-@dataclass(frozen=True, slots=True)
-class _RepairDone:
-    series: Series
-    bars: Sequence[Candle]
-
-
-@dataclass(slots=True)
-class _Gate:
-    notice: GapNotice
-    waiting: list[Candle | GapNotice | _Revision] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -91,7 +73,7 @@ class CandlePipeline:
         candles: CandleCache,
         tickers: TickerCache,
         publisher: Publisher,
-        repairer: Repairer | None,
+        repairer: gaps.Repairer | None,
         clock: ExchangeClock,
         stage: ClosedBarStage | None = None,
         on_lifecycle: LifecycleHook | None = None,
@@ -125,15 +107,16 @@ class CandlePipeline:
         # A reconnect gates every series at once; repairs share Redis and the REST limiter.
         self._repair_slots = asyncio.Semaphore(max_concurrent_repairs)
         self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=50_000)
-        self._last: dict[Series, int] = {}
-        self._gates: dict[Series, _Gate] = {}
+        self._last: dict[gaps.Series, int] = {}
+        self._gates: dict[gaps.Series, gaps.Gate] = {}
         self._gates_open = asyncio.Event()
         self._gates_open.set()
         self._burst: list[Candle] = []
         self._repairs: set[asyncio.Task[None]] = set()
+        self._forgotten: set[str] = set()
         self.stats = PipelineStats()
         self._log = log.bind(exchange=exchange_name)
-        self._fetcher = GapFetcher(repairer, repair_backoff, self._log)
+        self._fetcher = gaps.GapFetcher(repairer, repair_backoff, self._log)
 
     @property
     def pending_repairs(self) -> int:
@@ -148,7 +131,7 @@ class CandlePipeline:
 
     async def on_candle_revised(self, candle: Candle) -> None:
         """Queue a corrected copy of a closed bar delivered before (see the module docstring)."""
-        await self._queue.put(_Revision(candle))
+        await self._queue.put(gaps.Revision(candle))
 
     def on_ticker(self, ticker: Ticker) -> None:
         """Hand a ticker to the ticker coalescer (latest per symbol)."""
@@ -164,6 +147,19 @@ class CandlePipeline:
         if self.book_coalescer is None:
             return 0
         return await self.book_coalescer.drop(self._exchange_id, symbols)
+
+    def forget(self, symbols: Iterable[str], *, forgotten: bool = True) -> None:
+        """Drop symbols' queued bars, gates and repairs (`forgotten=False`: take them back)."""
+        names = set(symbols)
+        if not forgotten:
+            self._forgotten -= names
+            return
+        self._forgotten |= names
+        for series in [s for s in self._gates if s[0] in names]:
+            if (task := self._gates.pop(series).task) is not None:
+                task.cancel()
+        if not self._gates:
+            self._gates_open.set()
 
     async def on_gap(self, notice: GapNotice) -> None:
         """Queue a gap notice (it gates its series from here on)."""
@@ -232,14 +228,16 @@ class CandlePipeline:
         return False
 
     async def _handle(self, item: object) -> None:
+        if self._forgotten and gaps.symbol_of(item) in self._forgotten:
+            return
         match item:
             case Candle():
                 self._on_live_candle(item)
-            case _Revision():
+            case gaps.Revision():
                 await self._on_revision(item)
             case GapNotice():
                 self._on_notice(item)
-            case _RepairDone():
+            case gaps.RepairDone():
                 await self._finish_repair(item)
             case AdapterLifecycle():
                 await self._flush_burst()
@@ -265,7 +263,7 @@ class CandlePipeline:
         else:
             self._deliver(candle)
 
-    async def _on_revision(self, revision: _Revision) -> None:
+    async def _on_revision(self, revision: gaps.Revision) -> None:
         gate = self._gates.get((revision.candle.symbol, revision.candle.timeframe))
         if gate is not None:
             gate.waiting.append(revision)
@@ -307,16 +305,17 @@ class CandlePipeline:
         if gate is not None:
             gate.waiting.append(notice)
             return
-        self._gates[series] = _Gate(notice)
+        self._gates[series] = gaps.Gate(notice)
         self._gates_open.clear()
         self._start_repair(series, notice)
 
-    def _start_repair(self, series: Series, notice: GapNotice) -> None:
+    def _start_repair(self, series: gaps.Series, notice: GapNotice) -> None:
         task = asyncio.get_running_loop().create_task(self._repair(series, notice))
+        self._gates[series].task = task
         self._repairs.add(task)
         task.add_done_callback(self._repairs.discard)
 
-    async def _repair(self, series: Series, notice: GapNotice) -> None:
+    async def _repair(self, series: gaps.Series, notice: GapNotice) -> None:
         bars: Sequence[Candle] = ()
         repairer = self._repairer
         try:
@@ -333,9 +332,9 @@ class CandlePipeline:
         except Exception:
             self.stats.repair_failures += 1
             self._log.exception("pipeline.repair_failed", symbol=series[0], timeframe=series[1])
-        await self._queue.put(_RepairDone(series, bars))
+        await self._queue.put(gaps.RepairDone(series, bars))
 
-    async def _repair_start(self, series: Series, notice: GapNotice) -> int | None:
+    async def _repair_start(self, series: gaps.Series, notice: GapNotice) -> int | None:
         step = duration_ms(series[1])
         last = self._last.get(series)
         if last is not None:
@@ -355,18 +354,18 @@ class CandlePipeline:
             return closed[-1] + step
         return None  # nothing to anchor on: the startup backfill owns history
 
-    async def _finish_repair(self, done: _RepairDone) -> None:
+    async def _finish_repair(self, done: gaps.RepairDone) -> None:
         gate = self._gates[done.series]
         self.stats.repaired += len(done.bars)
         ready: dict[int, Candle] = {bar.open_time: bar for bar in done.bars}
         live: set[int] = set()
         revisions: list[Candle] = []
-        rest: list[Candle | GapNotice | _Revision] = []
+        rest: list[Candle | GapNotice | gaps.Revision] = []
         for position, item in enumerate(gate.waiting):
             if isinstance(item, GapNotice):
                 rest = gate.waiting[position:]
                 break
-            if isinstance(item, _Revision):
+            if isinstance(item, gaps.Revision):
                 if item.candle.open_time in live:
                     ready[item.candle.open_time] = item.candle  # its first copy is still here
                 else:
@@ -381,7 +380,7 @@ class CandlePipeline:
         if rest:
             notice = rest[0]
             assert isinstance(notice, GapNotice)
-            self._gates[done.series] = _Gate(notice, rest[1:])
+            self._gates[done.series] = gaps.Gate(notice, rest[1:])
             self._start_repair(done.series, notice)
             return
         del self._gates[done.series]
