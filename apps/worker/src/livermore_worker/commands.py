@@ -257,18 +257,19 @@ class WorkerCommands:
         kept = [
             (keep or {}).get(s.symbol, s) for s in self._w.running.symbols if s.symbol not in gone
         ]
-        previous = self._w.running.symbols
-        self._w.traders.apply_holders((*kept, *added))
         session = self._w.session
+        if session is not None and removed:
+            # Dropped from the stream before their holders go: a repair still in flight writes
+            # the holders' keys, never the shared pool.
+            await session.remove_symbols(removed)
+        self._w.traders.apply_holders((*kept, *added))
         try:
-            if session is not None and removed:
-                await session.remove_symbols(removed)
             if session is not None and added:
                 await self._add_live(session, added)
             if session is not None and joined:
                 await session.backfill_holders(joined)
         except CommandFailed:
-            self._w.traders.apply_holders(previous)
+            self._w.traders.apply_holders(kept)
             raise
         finally:
             if session is not None:
