@@ -16,8 +16,9 @@ _ERRORS = {
     400: "malformed request (not JSON)",
     401: "missing, unknown or revoked token",
     403: "not allowed for this caller",
-    404: "unknown resource, or not the caller's",
-    405: "method not allowed on this path",
+    404: "unknown resource (or exchange, user, id named by a parameter), or not the caller's",
+    405: "method not allowed on this path (see Allow)",
+    408: "the body did not arrive in time",
     409: "conflict with the current state",
     415: "the body is not application/json",
     422: "invalid parameters or body",
@@ -40,6 +41,8 @@ def _models(routes: Iterable[Route]) -> list[tuple[type[BaseModel], JsonSchemaMo
                 found[(model, "validation")] = None
         if isinstance(route.response_model, type) and issubclass(route.response_model, BaseModel):
             found[(route.response_model, "serialization")] = None
+        for other in route.other_success.values():
+            found[(other, "serialization")] = None
     return list(found)
 
 
@@ -68,12 +71,10 @@ def _error_statuses(route: Route) -> list[int]:
         statuses += [401, 503]
     if route.access in (Access.OWNER, Access.ACCOUNT, Access.ADMIN):
         statuses.append(403)
-    if route.path_model is not None:
-        statuses.append(404)
     if route.path_model or route.query_model or route.body_model:
-        statuses.append(422)
+        statuses += [404, 422]  # any exchange, user or id a parameter names may be unknown
     if route.body_model is not None:
-        statuses += [400, 415]
+        statuses += [400, 408, 415]
     statuses.extend(code for code in route.responses if code >= 400)
     return sorted(set(statuses))
 
@@ -93,6 +94,11 @@ def _success(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
 def _operation(route: Route, defs: dict[str, Any], refs: dict[Any, Any]) -> dict[str, Any]:
     error_ref = refs[(ErrorOut, "serialization")]
     responses: dict[str, Any] = {str(route.status): _success(route, refs)}
+    for code, model in route.other_success.items():
+        responses[str(code)] = {
+            "description": route.responses.get(code, "success"),
+            "content": {"application/json": {"schema": refs[(model, "serialization")]}},
+        }
     for code in _error_statuses(route):
         text = route.responses.get(code, _ERRORS.get(code, "error"))
         responses[str(code)] = {

@@ -76,6 +76,8 @@ class Route:
     status: int = 200
     kind: Kind = Kind.JSON
     responses: Mapping[int, str] = field(default_factory=dict)
+    other_success: Mapping[int, type[BaseModel]] = field(default_factory=dict)
+    """Further 2xx answers and their bodies (e.g. 202 with `CommandAccepted`)."""
 
     @property
     def token_in_query(self) -> bool:
