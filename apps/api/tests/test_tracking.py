@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from livermore_cache import keys
+from livermore_cache.status import StatusStore
 from livermore_schema.control import Command, parse_command
+from livermore_schema.enums import ConnectionState
+from livermore_schema.status import AccountSyncStatus, ConnectionStatus
 
 from .conftest import World
 
@@ -73,3 +77,33 @@ async def test_exchanges_without_a_streaming_client_answer_409(
     assert response.status == 409
     assert body["error"]["code"] == "no_streaming_client"
     assert "kraken has no streaming client" in body["error"]["message"]
+
+
+async def test_the_account_view_shows_the_workers_last_position_sync(
+    client: TestClient[Any, Any], world: World, redis: Redis
+) -> None:
+    now = datetime.now(UTC)
+    failed = AccountSyncStatus(
+        user_id=world.owner_id,
+        outcome="failed",
+        message="[coinbase] credentials refused (401): Unauthorized",
+        synced_at=now,
+    )
+    status = ConnectionStatus(
+        exchange_id=1,
+        exchange_name="coinbase",
+        connection_state=ConnectionState.CONNECTED,
+        last_heartbeat=now,
+        worker_id="test:1",
+        position_sync=[failed],
+    )
+    await StatusStore(redis).write(status)
+    headers = World.bearer(world.owner_token)
+    async with client.get(f"/api/accounts/{world.account_id}", headers=headers) as reply:
+        body = await reply.json()
+    assert reply.status == 200
+    assert body["position_sync"]["outcome"] == "failed"
+    assert "401" in body["position_sync"]["message"]
+    async with client.get("/api/accounts", headers=headers) as reply:
+        [listed] = (await reply.json())["items"]
+    assert listed["position_sync"]["user_id"] == world.owner_id

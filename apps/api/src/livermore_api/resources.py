@@ -13,7 +13,7 @@ from livermore_schema.alerts import LocalSymbol
 from livermore_schema.enums import AlertDirection, ConnectionState, SymbolTier, UserRole
 from livermore_schema.indicators import IndicatorValue
 from livermore_schema.market import Candle
-from livermore_schema.status import ConnectionStatus
+from livermore_schema.status import AccountSyncStatus, ConnectionStatus
 
 T = TypeVar("T")
 
@@ -112,6 +112,8 @@ class AccountOut(Resource):
     last_connected_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    position_sync: AccountSyncStatus | None = None
+    """The exchange worker's last position sync of this account (null: none reported)."""
 
 
 class PositionOut(Resource):

@@ -1,8 +1,12 @@
-"""The caller's exchange accounts (admins: anyone's); credentials are env-var names only."""
+"""The caller's exchange accounts (admins: anyone's); credentials are env-var names only.
+
+Listing and reading an account also report the exchange worker's last position sync of it
+(`position_sync`, from the worker's status: synced, api-managed, or failed with the reason).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from aiohttp import web
 from sqlalchemy import update
@@ -16,8 +20,16 @@ from livermore_api.errors import ConflictError, NotFoundError, ValidationFailedE
 from livermore_api.models import AccountCreate, AccountPath, AccountUpdate
 from livermore_api.resources import AccountOut
 from livermore_api.routing import body_of, json_response, path_of, principal_of
-from livermore_api.views.common import check_owner, requested_user, resolve_exchange, session
+from livermore_api.views.common import (
+    check_owner,
+    redis_of,
+    requested_user,
+    resolve_exchange,
+    session,
+)
 from livermore_api.views.tracking import notify_worker
+from livermore_cache.status import StatusStore
+from livermore_schema.status import AccountSyncStatus
 from livermore_schema.tables import Exchange, UserExchange, utcnow
 
 
@@ -40,7 +52,26 @@ def _check_env_names(request: web.Request, body: AccountCreate | AccountUpdate) 
         )
 
 
-def account_out(account: UserExchange, exchange: Exchange, config: ApiConfig) -> AccountOut:
+async def position_syncs(
+    request: web.Request, accounts: Sequence[UserExchange]
+) -> dict[tuple[int, int], AccountSyncStatus]:
+    """Return the workers' last position sync by (exchange id, user id) for these accounts."""
+    ids = sorted({a.exchange_id for a in accounts})
+    statuses = await StatusStore(redis_of(request)).read_all(ids) if ids else {}
+    return {
+        (status.exchange_id, sync.user_id): sync
+        for status in statuses.values()
+        if status is not None
+        for sync in status.position_sync
+    }
+
+
+def account_out(
+    account: UserExchange,
+    exchange: Exchange,
+    config: ApiConfig,
+    syncs: Mapping[tuple[int, int], AccountSyncStatus] | None = None,
+) -> AccountOut:
     """Serialise an account, reporting whether each env var is set (never its value)."""
     environ, prefix = config.environ, config.api.account_env_prefix
     assert account.id is not None
@@ -59,6 +90,7 @@ def account_out(account: UserExchange, exchange: Exchange, config: ApiConfig) ->
         last_connected_at=account.last_connected_at,
         created_at=account.created_at,
         updated_at=account.updated_at,
+        position_sync=(syncs or {}).get((account.exchange_id, account.user_id)),
     )
 
 
@@ -96,7 +128,9 @@ async def list_accounts(request: web.Request) -> web.StreamResponse:
             .where(col(UserExchange.user_id) == user_id)
             .order_by(col(UserExchange.id))
         )
-        items = [account_out(a, e, config).model_dump(mode="json") for a, e in rows.all()]
+        found = rows.all()
+    syncs = await position_syncs(request, [a for a, _ in found])
+    items = [account_out(a, e, config, syncs).model_dump(mode="json") for a, e in found]
     return json_response({"items": items})
 
 
@@ -133,7 +167,8 @@ async def get_account(request: web.Request) -> web.StreamResponse:
     """Return one account."""
     async with session(request) as db:
         account, exchange = await _owned(request, db)
-    return json_response(account_out(account, exchange, request.app[keys.CONFIG]))
+    syncs = await position_syncs(request, [account])
+    return json_response(account_out(account, exchange, request.app[keys.CONFIG], syncs))
 
 
 async def update_account(request: web.Request) -> web.StreamResponse:

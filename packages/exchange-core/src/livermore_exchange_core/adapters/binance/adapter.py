@@ -7,8 +7,7 @@ consumer as data dicts, never notices a stalled-but-open socket, gives up after 
 on reconnect, restores only the streams in its URL, not those added with SUBSCRIBE. The
 protocol itself is small (combined streams plus SUBSCRIBE frames), so one reconnecting socket
 with a watchdog, a paced sender and a shared connection-attempt limiter serves both venues.
-python-binance is used only for the signed account call (`livermore_exchange_core.accounts`);
-market-data REST is our own client (`rest.py` says why).
+python-binance serves only the signed account call (`livermore_exchange_core.accounts`).
 
 Streams: `<sym>@kline_<i>` for every subscribed (symbol, timeframe) and `<sym>@miniTicker` per
 symbol, split over as many connections as the per-connection stream cap needs, SUBSCRIBE frames
@@ -31,11 +30,11 @@ import itertools
 import json
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
+from livermore_exchange_core.adapters.binance.connections import KlineSeries, StreamConnection
 from livermore_exchange_core.adapters.binance.messages import (
     KLINE_EVENT,
     MINI_TICKER_EVENT,
@@ -74,29 +73,6 @@ DEFAULT_POLICY = SocketPolicy(stall_timeout_s=10.0, max_lifetime_s=23.5 * 3600)
 """Klines update every 2 s; a 24 h connection is replaced half an hour early."""
 
 
-@dataclass(slots=True)
-class _Series:
-    symbol: str
-    timeframe: Timeframe
-    step_ms: int
-    next_open: int | None = None
-
-
-@dataclass(slots=True)
-class _Connection:
-    socket: ReconnectingWebSocket
-    streams: set[str] = field(default_factory=set)
-    sent: set[str] = field(default_factory=set)
-    task: asyncio.Task[None] | None = None
-    unacked: dict[int, list[str]] = field(default_factory=dict)  # unanswered SUBSCRIBE streams
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def mark_ready(self) -> None:
-        """Set `ready` when the socket is open and every request has been answered."""
-        if not self.unacked and self.socket.is_open:
-            self.ready.set()
-
-
 class BinanceAdapter(ExchangeAdapter):
     """Streams closed klines and mini tickers of one Binance-protocol venue; see module doc."""
 
@@ -116,26 +92,25 @@ class BinanceAdapter(ExchangeAdapter):
         self._config = config
         self._sink = sink
         self._policy = policy
-        limits = config.limits
-        per_5min = limits.ws_connections_per_5min or 300
+        per_5min = config.limits.ws_connections_per_5min or 300
         self._limiter = attempt_limiter or ConnectionAttemptLimiter(int(per_5min * 0.8), 300.0)
-        self._max_streams = max_streams_per_connection or limits.ws_streams_per_connection or 1024
+        cap = max_streams_per_connection or config.limits.ws_streams_per_connection
+        self._max_streams = cap or 1024
         self._per_message = streams_per_message
         self._rng = rng or random.Random()
         self._clock = clock or ExchangeClock()
-        self._series: dict[tuple[str, str], _Series] = {}
+        self._series: dict[tuple[str, str], KlineSeries] = {}
         self._tickers: set[str] = set()
         depth_stream("x", book_depth)  # fail at construction on an unsupported depth
         self._book_depth = book_depth
-        self._depth_symbols: dict[str, str] = {}
-        """Partial depth stream name -> symbol."""
+        self._depth_symbols: dict[str, str] = {}  # partial depth stream name -> symbol
         self._depth_ids: dict[str, int] = {}
-        self._connections: list[_Connection] = []
+        self._connections: list[StreamConnection] = []
         self._request_ids = itertools.count(1)
-        self._refusals = Refusals(config.name.value)
         self._running = False
         self._exchange = config.name.value
-        self._handlers: dict[str, Callable[[_Connection, Any], Awaitable[None]]] = {
+        self._refusals = Refusals(self._exchange)
+        self._handlers: dict[str, Callable[[StreamConnection, Any], Awaitable[None]]] = {
             KLINE_EVENT: self._on_kline,
             MINI_TICKER_EVENT: self._on_mini_ticker,
             SERVER_SHUTDOWN_EVENT: self._on_server_shutdown,
@@ -205,7 +180,7 @@ class BinanceAdapter(ExchangeAdapter):
             for tf in frames:
                 key = (symbol, TIMEFRAME_INTERVALS[tf])
                 if key not in self._series:
-                    self._series[key] = _Series(symbol, tf, duration_ms(tf))
+                    self._series[key] = KlineSeries(symbol, tf, duration_ms(tf))
                     wanted.append(kline_stream(symbol, tf))
             if symbol not in self._tickers:
                 self._tickers.add(symbol)
@@ -267,8 +242,8 @@ class BinanceAdapter(ExchangeAdapter):
 
     # ------------------------------------------------------------------ connections
 
-    def _place(self, streams: list[str]) -> list[_Connection]:
-        touched: list[_Connection] = []
+    def _place(self, streams: list[str]) -> list[StreamConnection]:
+        touched: list[StreamConnection] = []
         for stream in streams:
             conn = next((c for c in self._connections if len(c.streams) < self._max_streams), None)
             if conn is None:
@@ -278,9 +253,9 @@ class BinanceAdapter(ExchangeAdapter):
                 touched.append(conn)
         return touched
 
-    def _new_connection(self) -> _Connection:
+    def _new_connection(self) -> StreamConnection:
         label = f"{self._exchange}#{len(self._connections)}"
-        holder: list[_Connection] = []
+        holder: list[StreamConnection] = []
 
         async def on_open() -> None:
             conn = holder[0]
@@ -304,18 +279,18 @@ class BinanceAdapter(ExchangeAdapter):
             rng=self._rng,
             exchange=self._exchange,
         )
-        conn = _Connection(socket)
+        conn = StreamConnection(socket)
         holder.append(conn)
         self._connections.append(conn)
         return conn
 
-    def _start(self, conn: _Connection) -> None:
+    def _start(self, conn: StreamConnection) -> None:
         if conn.task is None:
             conn.task = asyncio.get_running_loop().create_task(
                 conn.socket.run(), name=f"ws:{conn.socket.label}"
             )
 
-    async def _send_streams(self, conn: _Connection, method: str, streams: list[str]) -> None:
+    async def _send_streams(self, conn: StreamConnection, method: str, streams: list[str]) -> None:
         for start in range(0, len(streams), self._per_message):
             chunk = streams[start : start + self._per_message]
             request_id = next(self._request_ids)
@@ -328,7 +303,7 @@ class BinanceAdapter(ExchangeAdapter):
 
     # ------------------------------------------------------------------ frames
 
-    async def _on_frame(self, conn: _Connection, raw: str) -> None:
+    async def _on_frame(self, conn: StreamConnection, raw: str) -> None:
         frame: dict[str, Any] = json.loads(raw)
         data = frame.get("data")
         if data is None:
@@ -340,25 +315,21 @@ class BinanceAdapter(ExchangeAdapter):
         elif "lastUpdateId" in data:  # partial book depth carries no event type
             self._on_depth(frame.get("stream", ""), data)
 
-    async def _on_control(self, conn: _Connection, frame: dict[str, Any]) -> None:
-        request_id = frame.get("id")
-        error = frame.get("error") if isinstance(frame.get("error"), dict) else None
-        if error is None and frame.get("code") is not None:
-            error = frame
-        streams: list[str] = []
-        if isinstance(request_id, int) and request_id in conn.unacked:
-            streams = conn.unacked.pop(request_id)  # answered: a result or an error
+    async def _on_control(self, conn: StreamConnection, frame: dict[str, Any]) -> None:
+        error = frame["error"] if isinstance(frame.get("error"), dict) else None
+        error = frame if error is None and frame.get("code") is not None else error
+        streams = conn.unacked.pop(frame.get("id"), [])  # type: ignore[arg-type]  # answered
+        reason = "" if error is None else f"{error.get('code')}: {error.get('msg')}"
         if error is not None and streams:
-            await self._refused(conn, streams, f"{error.get('code')}: {error.get('msg')}")
+            await self._refused(conn, streams, reason)
         elif error is not None:
-            reason = f"{error.get('code')}: {error.get('msg')}"
             self._log.error("binance.control_error", socket=conn.socket.label, reason=reason)
             await self._sink.on_lifecycle(errored(reason, conn.socket.label))
         elif frame.get("e") in self._handlers:  # a raw (non-combined) event
             await self._handlers[frame["e"]](conn, frame)
         conn.mark_ready()
 
-    async def _refused(self, conn: _Connection, streams: list[str], reason: str) -> None:
+    async def _refused(self, conn: StreamConnection, streams: list[str], reason: str) -> None:
         """A SUBSCRIBE was refused whole: isolate the unknown symbol(s) (`Refusals`)."""
         conn.sent.difference_update(streams)
         symbol_of = {stream: stream.split("@", 1)[0].upper() for stream in streams}
@@ -373,7 +344,7 @@ class BinanceAdapter(ExchangeAdapter):
             with contextlib.suppress(TransientNetworkError):  # the next open resubscribes
                 await self._send_streams(conn, "SUBSCRIBE", live)
 
-    async def _on_kline(self, conn: _Connection, data: KlineMessage) -> None:
+    async def _on_kline(self, conn: StreamConnection, data: KlineMessage) -> None:
         self._clock.advance(data["E"])
         k = data["k"]
         series = self._series.get((k["s"], k["i"]))
@@ -402,7 +373,7 @@ class BinanceAdapter(ExchangeAdapter):
                 parse_ws_kline(data, self._config.exchange_id, self._exchange)
             )
 
-    async def _on_mini_ticker(self, conn: _Connection, data: MiniTickerMessage) -> None:
+    async def _on_mini_ticker(self, conn: StreamConnection, data: MiniTickerMessage) -> None:
         self._clock.advance(data["E"])
         if data["s"] in self._tickers:
             self._sink.on_ticker(
@@ -421,7 +392,7 @@ class BinanceAdapter(ExchangeAdapter):
         if top is not None:
             self._sink.on_order_book(top)
 
-    async def _on_server_shutdown(self, conn: _Connection, data: dict[str, Any]) -> None:
+    async def _on_server_shutdown(self, conn: StreamConnection, data: dict[str, Any]) -> None:
         self._log.info("binance.server_shutdown", socket=conn.socket.label)
         conn.socket.request_reconnect("serverShutdown")
 
