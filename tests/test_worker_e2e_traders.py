@@ -2,7 +2,8 @@
 
 alice (Coinbase; watchlist: SOL-USD, Tier 2), bob (Binance; synced balances: ADA held, DOGE dust,
 credentials in env vars) and carol (both; watchlist BTC-USD, Tier 1, and SOL-USD, shared with
-alice, plus NOPE-USD written straight into the database, which Coinbase refuses). Proven here:
+alice, plus NOPE-USD written straight into the database, which Coinbase refuses; her Binance key
+is refused with 401, which her account's sync reports without stopping the worker). Proven here:
 each Tier 2 symbol is streamed once and written to every holder's user keys with the SPEC TTL,
 never to the shared pool; the Tier 1 overlap uses the shared pool only; dust is ignored; the
 refused symbol is reported while the rest stream; a watchlist add through the api streams within
@@ -106,7 +107,12 @@ async def traders(pg_settings: DatabaseSettings) -> AsyncIterator[dict[str, Any]
                     api_secret_env_var="BOB_BINANCE_SECRET",
                 ),
                 UserExchange(user_id=carol.id, exchange_id=COINBASE),
-                UserExchange(user_id=carol.id, exchange_id=BINANCE),
+                UserExchange(
+                    user_id=carol.id,
+                    exchange_id=BINANCE,
+                    api_key_env_var="CAROL_BINANCE_KEY",  # a key Binance does not know: 401
+                    api_secret_env_var="CAROL_BINANCE_SECRET",
+                ),
             ]
         )
         await db.commit()
@@ -176,6 +182,8 @@ async def test_one_worker_per_exchange_serves_every_trader(
         sim=sim,
         BOB_BINANCE_KEY=BINANCE_KEY,
         BOB_BINANCE_SECRET=BINANCE_SECRET,
+        CAROL_BINANCE_KEY="not-a-key",
+        CAROL_BINANCE_SECRET=BINANCE_SECRET,
         **common,
     )
 
@@ -205,7 +213,8 @@ async def test_one_worker_per_exchange_serves_every_trader(
     assert (bn.tier1_count, bn.tier2_count, bn.users_served) == (2, 1, 2), bn
     synced = {s.user_id: s for s in bn.position_sync}
     assert synced[bob].outcome == "synced" and synced[bob].positions == 1
-    assert synced[carol].outcome == "api_managed"
+    assert synced[carol].outcome == "failed" and "401" in synced[carol].message  # not fatal
+    assert BINANCE_SECRET not in synced[carol].message
     assert await _positions(traders, bob) == {"ADAUSDT"}
     assert await _keys(redis, "*DOGEUSDT*") == []
 
