@@ -63,7 +63,10 @@ _STOP = object()
 
 
 class CandlePipeline:
-    """The worker's `MarketDataSink`; see the module docstring. Run it with `run()`."""
+    """The worker's `MarketDataSink` (module docstring); run it with `run()`.
+
+    Without a `stage`, one that only writes and publishes is made (`user_id`, `tier2_users`).
+    """
 
     def __init__(
         self,

@@ -42,7 +42,8 @@ import structlog
 from livermore_cache.batch import WriteBatch
 from livermore_cache.candles import CandleCache
 from livermore_cache.pubsub import Publisher
-from livermore_exchange_core.alerts.evaluator import AlertEvaluator, Planned, Rated
+from livermore_exchange_core.alerts.claims import Planned, Rated
+from livermore_exchange_core.alerts.evaluator import AlertEvaluator
 from livermore_exchange_core.indicators.calculator import IndicatorCalculator
 from livermore_exchange_core.telemetry import ExchangeTraffic, traffic
 from livermore_schema.enums import Timeframe

@@ -7,9 +7,10 @@ knows into the rule outcome and the claim script's arguments; `after` is the sta
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from livermore_cache.batch import LuaScript
-from livermore_exchange_core.alerts.rules import RuleOutcome, evaluate_rules
+from livermore_exchange_core.alerts.rules import RuleOutcome, Trigger, evaluate_rules
 from livermore_schema.indicators import IndicatorValue
 
 STATE_TTL_MS = 8 * 24 * 3600 * 1000
@@ -85,6 +86,11 @@ class Claim:
     """A corrected value of the stored bar (judged against the bar before)."""
 
 
+def text(raw: Any) -> str:
+    """Return a Redis reply as text."""
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
 def plan(state: State, value: IndicatorValue, macd_v: float) -> Claim | None:
     """Return the claim of `value` on `state`, or None when the bar is not to be judged."""
     stored, prev, armed, before = state
@@ -118,3 +124,31 @@ def after(state: State, claim: Claim) -> State:
     new_armed = "1" if claim.outcome.rearmed or not armed else armed
     new_before = before if claim.revising else prev
     return str(claim.args[0]), str(claim.args[5]), new_armed, new_before
+
+
+Rated = tuple[IndicatorValue, int | None]
+"""An indicator value and the Tier 2 user whose keys hold its series (None: Tier 1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A claim queued on a batch (`queue_claims`): settle it with `judge`."""
+
+    value: IndicatorValue
+    user_id: int | None
+    state_key: str
+    state: State
+    claim: Claim
+    at: int
+    """Its reply's position in the batch."""
+
+
+@dataclass(slots=True)
+class Won:
+    """A claimed bar of a burst whose rules triggered something (its triggers still to fire)."""
+
+    value: IndicatorValue
+    user_id: int | None
+    state_key: str
+    triggers: list[Trigger]
+    delayed: bool

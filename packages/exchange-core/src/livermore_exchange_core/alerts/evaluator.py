@@ -18,9 +18,8 @@ Cooldowns are measured in **exchange time**, the indicator bar's open time, neve
 (SPEC section 4): a replay at 100x behaves like real time, and a restart mid-cooldown still sees
 the stored time. Key TTLs are only garbage collection.
 
-`evaluate_many` judges a burst of values (a boundary's 6,000 closes) the same way with every
-step pipelined: the claims of the whole burst in one round trip, then the cooldowns, the reads
-of the firing bars' prices and contexts, and the alert publishes, one round trip each.
+`evaluate_many` judges a burst (a boundary's 6,000 closes) the same way, batched: all claims in
+one round trip, then cooldowns and reads in one, then the alert publishes in one.
 
 Delivery is at most once: the event is published on `channel:alerts:{exchange_id}` first, then
 handed to the sink (storage, notification); a sink failure is logged and never undoes the publish.
@@ -29,7 +28,6 @@ handed to the sink (storage, notification); a sink failure is logged and never u
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,9 +51,13 @@ from livermore_exchange_core.alerts.claims import (
     DISARM_SCRIPT,
     EMPTY,
     Claim,
+    Planned,
+    Rated,
     State,
+    Won,
     after,
     plan,
+    text,
 )
 from livermore_exchange_core.alerts.rules import Reversal, Trigger, compute_bias
 from livermore_exchange_core.alerts.sinks import AlertSink as AlertSink
@@ -70,38 +72,6 @@ from livermore_schema.timeframes import duration_ms
 log = structlog.get_logger(__name__)
 
 _CLAIM_ATTEMPTS = 5
-
-
-def _text(raw: Any) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
-
-
-Rated = tuple[IndicatorValue, int | None]
-"""An indicator value and the Tier 2 user whose keys hold its series (None: Tier 1)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Planned:
-    """A claim queued on a batch (`queue_claims`): settle it with `judge`."""
-
-    value: IndicatorValue
-    user_id: int | None
-    state_key: str
-    state: State
-    claim: Claim
-    at: int
-    """Its reply's position in the batch."""
-
-
-@dataclass(slots=True)
-class _Won:
-    """A claimed bar of a burst whose rules triggered something."""
-
-    value: IndicatorValue
-    user_id: int | None
-    state_key: str
-    triggers: list[Trigger]
-    delayed: bool
 
 
 class AlertEvaluator:
@@ -189,7 +159,7 @@ class AlertEvaluator:
         for key in unknown:
             batch.add("HMGET", key, "open_time", "prev", "armed", "before")
         for key, raw in zip(unknown, await batch.flush(), strict=True):
-            fields = [_text(f) if isinstance(f, str | bytes) else "" for f in raw]  # nil: false
+            fields = [text(f) if isinstance(f, str | bytes) else "" for f in raw]  # nil: false
             self._known.setdefault(key, (fields[0], fields[1], fields[2], fields[3]))
 
     def queue_claims(self, batch: WriteBatch, values: Sequence[Rated]) -> list[Planned]:
@@ -209,7 +179,7 @@ class AlertEvaluator:
 
     async def judge(self, planned: Sequence[Planned], replies: Sequence[Any]) -> int:
         """Settle the queued claims with their replies, then fire what they triggered."""
-        won: list[_Won] = []
+        won: list[Won] = []
         for p in planned:
             self._known[p.state_key] = p.state
             answer = int(replies[p.at])
@@ -218,10 +188,10 @@ class AlertEvaluator:
                 got = await self._claim_bar(p.state_key, p.value, p.value.value.macd_v or 0.0)
             if got is not None and got.outcome.triggers:
                 triggers = list(got.outcome.triggers)
-                won.append(_Won(p.value, p.user_id, p.state_key, triggers, got.revising))
+                won.append(Won(p.value, p.user_id, p.state_key, triggers, got.revising))
         return await self._fire_many(won) if won else 0
 
-    async def _fire_many(self, won: list[_Won]) -> int:
+    async def _fire_many(self, won: list[Won]) -> int:
         """Cooldowns and reads in one round trip, then disarms and publishes in another."""
         batch = WriteBatch(self._redis)
         cooldowns = [
@@ -230,8 +200,8 @@ class AlertEvaluator:
         reads = [burst.queue_reads(batch, w.value, self._timeframes) for w in won]
         replies = await batch.flush()
         out = WriteBatch(self._redis)
-        disarms: list[tuple[_Won, int]] = []
-        published: list[tuple[AlertEvent, Trigger, _Won, list[TimeframeContext]]] = []
+        disarms: list[tuple[Won, int]] = []
+        published: list[tuple[AlertEvent, Trigger, Won, list[TimeframeContext]]] = []
         for w, at, read in zip(won, cooldowns, reads, strict=True):
             w.triggers = [t for t, i in zip(w.triggers, at, strict=True) if int(replies[i]) == 1]
             if not w.triggers:
@@ -308,7 +278,7 @@ class AlertEvaluator:
         return False
 
     async def _read_state(self, state_key: str) -> State:
-        raw = {_text(k): _text(v) for k, v in (await self._redis.hgetall(state_key)).items()}
+        raw = {text(k): text(v) for k, v in (await self._redis.hgetall(state_key)).items()}
         fields = ("open_time", "prev", "armed", "before")
         stored = tuple(raw.get(name, "") for name in fields)
         return stored[0], stored[1], stored[2], stored[3]
