@@ -36,6 +36,8 @@ log = structlog.get_logger(__name__)
 
 LEASE_TTL_CAP_S = 6.0
 """A standby takes over at most this long (plus one poll) after the active worker dies."""
+TEARDOWN_S = 15.0
+"""How long leaving a term may take before its remaining tasks are cancelled."""
 STORE_FAILURES: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
 """What a worker outlives: the store unreachable (beyond the retry budget) or a fenced write."""
 
@@ -146,18 +148,12 @@ class Supervisor:
                 await _wait_any(None, self._stop, self._demoted)
                 leave.set()
                 syncing.cancel()
-                await control
-                await bridging
-                activation.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await activation
-                async with self._w.op_lock:
-                    if not self._stop.is_set() or self._demoted.is_set():
-                        self._w.role = WorkerRole.STANDBY
-                        await self._w.stop_streaming(ConnectionState.IDLE, f"standby: {reason}")
-                    else:
-                        await self._w.persist(started=False, paused=False)
-                        await self._w.stop_streaming(ConnectionState.STOPPED, "shutdown")
+                try:
+                    async with asyncio.timeout(TEARDOWN_S):  # a cut link must not hold us here
+                        await self._leave_term(control, bridging, activation, reason)
+                except TimeoutError:
+                    log.error("worker.term_teardown_stuck", worker_id=self._w.identity.worker_id)
+                    raise
         except* Exception as failed:
             first = failed.exceptions[0]
             reason = f"failed: {type(first).__name__}: {str(first)[:200]}"
@@ -165,6 +161,26 @@ class Supervisor:
         finally:
             self._w.group = None
         return reason
+
+    async def _leave_term(
+        self,
+        control: asyncio.Task[None],
+        bridging: asyncio.Task[None],
+        activation: asyncio.Task[None],
+        reason: str,
+    ) -> None:
+        await control
+        await bridging
+        activation.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await activation
+        async with self._w.op_lock:
+            if not self._stop.is_set() or self._demoted.is_set():
+                self._w.role = WorkerRole.STANDBY
+                await self._w.stop_streaming(ConnectionState.IDLE, f"standby: {reason}")
+            else:
+                await self._w.persist(started=False, paused=False)
+                await self._w.stop_streaming(ConnectionState.STOPPED, "shutdown")
 
     async def _step_down(self, reason: str) -> None:
         """Leave the active role: no session, no lease, standby status where none is live."""
@@ -277,6 +293,7 @@ class Supervisor:
     def _demote(self) -> None:
         """End the term: refuse every write at once (nothing waits at the fence), then leave."""
         self._lease.fence.revoke()
+        self._w.role = WorkerRole.STANDBY  # from now on it never writes a status over another's
         self._demoted.set()
 
     async def _shutdown(self) -> None:

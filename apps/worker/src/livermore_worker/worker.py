@@ -43,6 +43,9 @@ from livermore_worker.wiring import (
 
 log = structlog.get_logger(__name__)
 
+SESSION_CLOSE_S = 10.0
+"""How long closing a streaming session may take (a cut link must not hold the worker)."""
+
 
 def freeze_warm_heap() -> None:
     """Collect once, then move every live object out of the cyclic collector's reach."""
@@ -305,7 +308,9 @@ class Worker:
         if session is None:
             return
         try:
-            await asyncio.shield(session.close())
+            await asyncio.wait_for(asyncio.shield(session.close()), SESSION_CLOSE_S)
+        except TimeoutError:
+            self._log.error("worker.session_close_stuck", after_s=SESSION_CLOSE_S)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():

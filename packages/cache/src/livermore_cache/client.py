@@ -13,12 +13,15 @@ name is built under (`keys.set_namespace`).
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 import time
 from typing import Any, TypeAlias
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import (
@@ -89,8 +92,6 @@ class ResilientCluster(RedisCluster):
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         """Run one command, retrying store errors with backoff within the budget."""
-        if self.fence is not None:
-            await self.fence.admit(str(args[0]))
         deadline = time.monotonic() + self.retry_budget_s
         attempt = 0
         while True:
@@ -103,6 +104,12 @@ class ResilientCluster(RedisCluster):
                     raise
                 self._initialize = True  # re-read the slot map (a replica may be master now)
                 await asyncio.sleep(min(backoff_s(attempt), left))
+
+    async def _execute_command(self, target_node: Any, *args: Any, **kwargs: Any) -> Any:
+        # Admitted on every attempt: a retry after the deadline is refused like a first try.
+        if self.fence is not None:
+            await self.fence.admit(str(args[0]))
+        return await super()._execute_command(target_node, *args, **kwargs)
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
         """Return a cluster pipeline whose `execute` is admitted by the fence."""
@@ -135,10 +142,15 @@ class FencedRedis(Redis):
         super().__init__(*args, **kwargs)
         self.fence = fence
 
-    async def execute_command(self, *args: Any, **options: Any) -> Any:
-        """Admit the command, then run it."""
-        await self.fence.admit(str(args[0]))
-        return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+    async def _send_command_parse_response(
+        self, conn: Any, command_name: Any, *args: Any, **options: Any
+    ) -> Any:
+        # Admitted on every attempt (redis-py retries inside execute_command): a retry after
+        # the deadline is refused like a first try.
+        await self.fence.admit(str(command_name))
+        return await super()._send_command_parse_response(  # type: ignore[no-untyped-call]
+            conn, command_name, *args, **options
+        )
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         """Return a pipeline whose `execute` is admitted by the fence."""
@@ -152,9 +164,24 @@ class _FencedPipeline(Pipeline):
         super().__init__(*args)
         self._fence = fence
 
-    async def execute(self, raise_on_error: bool = True) -> list[Any]:
-        await self._fence.admit_all([args[0] for args, _ in self.command_stack])
-        return await super().execute(raise_on_error)
+    async def _execute_pipeline(self, connection: Any, commands: Any, raise_on_error: bool) -> Any:
+        await self._fence.admit_all([args[0] for args, _ in commands])  # on every attempt
+        return await super()._execute_pipeline(connection, commands, raise_on_error)
+
+
+class _LingerlessConnection(Connection):
+    """A connection whose close discards unsent data (RST).
+
+    A request stuck in a cut link is then dropped when the read times out, instead of being
+    delivered by a retransmission after the fence has lapsed.
+    """
+
+    async def _connect(self) -> None:
+        await super()._connect()  # type: ignore[no-untyped-call]
+        transport = self._writer.transport if self._writer is not None else None
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def connect_redis(
@@ -189,8 +216,13 @@ def connect_redis(
             max_connections=settings.max_connections,
         )
     retries = _retries_within(settings.retry_budget_s)
-    options: dict[str, Any] = {} if fence is None else {"fence": fence}
-    return (Redis if fence is None else FencedRedis)(
+    # a blackholed link must fail (and be retried) rather than hang a task for ever
+    options: dict[str, Any] = {"socket_timeout": 10}
+    if fence is not None:
+        # A worker's reads never block long (XREADGROUP polls for 0.5 s): a shorter timeout
+        # drops a request stuck in a cut link sooner.
+        options = {"fence": fence, "socket_timeout": 5}
+    client = (Redis if fence is None else FencedRedis)(
         host=settings.host,
         port=settings.port,
         db=settings.db,
@@ -200,10 +232,11 @@ def connect_redis(
         retry=Retry(ExponentialBackoff(cap=BACKOFF_CAP_S, base=BACKOFF_BASE_S), retries=retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         socket_connect_timeout=5,
-        # a blackholed link must fail (and be retried) rather than hang a task for ever
-        socket_timeout=10,
         health_check_interval=30,
         client_name=client_name,
         **options,
         max_connections=settings.max_connections,
     )
+    if fence is not None and not settings.tls:
+        client.connection_pool.connection_class = _LingerlessConnection
+    return client
