@@ -196,3 +196,18 @@ async def test_history_filters_by_asset_and_mine(
     assert item["local"] == [{"exchange": "binance", "symbol": "BTCUSDT"}]
     assert [i["symbol"] for i in (await by_asset.json())["items"]] == ["ETHUSDT"]
     assert bad.status in (400, 422)
+
+
+def test_the_openapi_document_explains_asset_mine_local_and_confluence() -> None:
+    from livermore_api.openapi import build_openapi
+    from livermore_api.routes import ROUTES
+
+    doc = build_openapi(ROUTES)
+
+    for path in ("/api/alerts", "/api/alerts/stream", "/ws/alerts"):
+        params = {p["name"]: p for p in doc["paths"][path]["get"]["parameters"]}
+        assert "local" in params["mine"]["description"]
+        assert "bitcoin" in params["asset"]["description"]
+    assert "channel:alerts:confluence" in doc["info"]["description"]
+    alert_out = doc["components"]["schemas"]["AlertOut"]["properties"]
+    assert {"asset", "quote", "local"} <= set(alert_out)

@@ -139,9 +139,16 @@ AssetList = Annotated[
         min_length=1,
         max_length=400,
         pattern=r"^[A-Za-z0-9_.\-]+(,[A-Za-z0-9_.\-]+)*$",
-        description="comma-separated assets: CoinGecko ids or base currencies (bitcoin, BTC)",
     ),
 ]
+ASSET_DESCRIPTION = "comma-separated assets: CoinGecko ids or base currencies (bitcoin, BTC)"
+
+
+MINE_DESCRIPTION = (
+    "only alerts, from any exchange (and confluences), for the assets of the caller's watchlists "
+    "and positions; each carries `local`: the caller's own symbols for that asset, e.g. "
+    '[{"exchange": "binance", "symbol": "BTCUSDT"}]'
+)
 
 
 class AlertQuery(PageQuery):
@@ -153,8 +160,8 @@ class AlertQuery(PageQuery):
     """
 
     exchange: ExchangeRef | None = None
-    asset: AssetList | None = None
-    mine: bool = False
+    asset: AssetList | None = Field(default=None, description=ASSET_DESCRIPTION)
+    mine: bool = Field(default=False, description=MINE_DESCRIPTION)
     symbol: Symbol | None = None
     timeframe: Timeframe | None = None
     since: datetime | None = None
@@ -170,8 +177,8 @@ class StreamQuery(Strict):
     """
 
     exchanges: Annotated[str, Field(min_length=1, max_length=400)] | None = None
-    asset: AssetList | None = None
-    mine: bool = False
+    asset: AssetList | None = Field(default=None, description=ASSET_DESCRIPTION)
+    mine: bool = Field(default=False, description=MINE_DESCRIPTION)
     token: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 

@@ -26,8 +26,15 @@ _ERRORS = {
     503: "a dependency is unavailable",
 }
 _KIND_CONTENT = {
-    Kind.SSE: ("text/event-stream", "`event: ready`, then `event: alert` frames (AlertEvent JSON)"),
-    Kind.WEBSOCKET: ("application/json", "101 upgrade; frames `{type: ready|alert, alert}`"),
+    Kind.SSE: (
+        "text/event-stream",
+        "`event: ready`, then `event: alert` frames (AlertEvent JSON: exchange alerts and "
+        "`confluence` alerts, with `local` under `mine=true`)",
+    ),
+    Kind.WEBSOCKET: (
+        "application/json",
+        "101 upgrade; frames `{type: ready|alert, alert}` (alert as on the SSE stream)",
+    ),
     Kind.STATIC: ("text/html", "an admin page asset"),
     Kind.TEXT: ("text/plain", "Prometheus text exposition format 0.0.4"),
 }
@@ -139,7 +146,18 @@ def build_openapi(routes: Sequence[Route]) -> dict[str, Any]:
                 "Admin API of Livermore. Every route but /health (and the admin page's static "
                 "files) needs `Authorization: Bearer <token>`; the alert streams also accept "
                 "`?token=` because browsers cannot set headers on EventSource/WebSocket. Errors "
-                'are `{"error": {"code", "message", "details"}}`.'
+                'are `{"error": {"code", "message", "details"}}`.\n\n'
+                "Alerts name their `asset` (the CoinGecko id of the symbol, else its upper-case "
+                "base currency) and `quote`, so a signal on one exchange maps to a symbol on "
+                "another. `asset=` (ids or base currencies: `bitcoin`, `BTC`) filters alert "
+                "history and the live streams; `mine=true` keeps the alerts, from any exchange, "
+                "for the assets of the caller's watchlists and positions, each with `local`: the "
+                "caller's own symbols for that asset (`[{exchange, symbol}]`). When one asset "
+                "fires the same kind of signal (any level, or one reversal) in the same direction "
+                "on two or more exchanges within one bar of its timeframe, the api publishes one "
+                "`confluence` alert on `channel:alerts:confluence` naming every venue in "
+                "`venues`; the streams carry it too (it passes an `exchanges` filter naming any "
+                "of its venues)."
             ),
         },
         "paths": paths,

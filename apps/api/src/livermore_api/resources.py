@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from livermore_schema.alerts import LocalSymbol
 from livermore_schema.enums import AlertDirection, ConnectionState, SymbolTier, UserRole
@@ -216,9 +216,13 @@ class AlertOut(Resource):
     delayed: bool
     details: dict[str, Any] | None
     notification_sent: bool
-    asset: str | None = None
-    quote: str | None = None
-    local: list[LocalSymbol] | None = None
+    asset: str | None = Field(
+        default=None, description="canonical asset: CoinGecko id, else the upper-case base"
+    )
+    quote: str | None = Field(default=None, description="quote currency of `symbol`")
+    local: list[LocalSymbol] | None = Field(
+        default=None, description="with `mine=true`: the caller's own symbols for `asset`"
+    )
 
 
 class UserOut(Resource):
