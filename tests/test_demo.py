@@ -28,6 +28,12 @@ ALERT = re.compile(
     r"(?P<label>level_-?\d+|reversal_\w+)\s+(?P<direction>up|down)\s+[+-]\d+\.\d\s+[\d,.]+"
     r"(?:\s+delayed)?$"
 )
+CONFLUENCE = re.compile(
+    r"^\d\d:\d\d:\d\d\s+CONFLUENCE\s+\S+\s+\d+[mhd]\s+(?:up|down): "
+    r"coinbase \S+ \S+ [+-]\d+\.\d, binance \S+ \S+ [+-]\d+\.\d$"
+    r"|^\d\d:\d\d:\d\d\s+CONFLUENCE\s+\S+\s+\d+[mhd]\s+(?:up|down): "
+    r"binance \S+ \S+ [+-]\d+\.\d, coinbase \S+ \S+ [+-]\d+\.\d$"
+)
 DEADLINE_S = 70.0
 
 
@@ -83,6 +89,8 @@ async def _read_until_both_exchanges_alert(
             break  # the demo exited
         line = raw.decode().rstrip("\n")
         lines.append(line)
+        if "CONFLUENCE" in line:  # when one occurs (not awaited): both venues on one line
+            assert CONFLUENCE.match(line), line
         match = ALERT.match(line)
         if match:
             if match["label"].startswith("level_"):  # levels only fire entering an extreme
