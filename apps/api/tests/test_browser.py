@@ -229,6 +229,7 @@ async def test_the_feed_shows_remote_signals_on_my_symbols_with_their_chart_link
     await page.goto(str(client.make_url("/admin")))
     await page.get_by_test_id("token-input").fill(world.owner_token)
     await page.get_by_test_id("sign-in").click()
+    await expect(page.get_by_test_id("feed-status")).to_have_text("live")
     await page.get_by_test_id("feed-mine").check()
     await expect(page.get_by_test_id("feed-status")).to_have_text("live")
 

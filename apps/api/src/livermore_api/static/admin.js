@@ -277,6 +277,12 @@ function renderAlert(alert) {
 }
 
 function connectFeed() {
+  // One feed at a time: signing in and toggling "only my assets" may both (re)connect.
+  if (state.socket) {
+    state.socket.onclose = null;
+    state.socket.onmessage = null;
+    state.socket.close();
+  }
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const query = new URLSearchParams({ token: token() || "" });
   if ($("feed-mine").checked) query.set("mine", "true");
@@ -302,7 +308,6 @@ $("signin-form").addEventListener("submit", (event) => {
 });
 $("sign-out").addEventListener("click", () => signOut());
 $("feed-mine").addEventListener("change", () => {
-  if (state.socket) { state.socket.onclose = null; state.socket.close(); }
   $("alert-feed").tBodies[0].replaceChildren();
   if (token()) connectFeed();
 });
