@@ -184,7 +184,10 @@ async def test_self_made_account_cannot_send_lifecycle_or_cache_commands(
         body = await response.json()
     assert response.status == 403
     assert body["error"]["code"] == "admin_command"
-    assert await redis.exists(keys.command_stream_key(1)) == 0  # nothing was sent
+    sent = [parse_command(f["command"]) for _, f in await redis.xrange(keys.command_stream_key(1))]
+    # the account change itself notifies the worker (reload-settings on the user's behalf)
+    assert [c for c in sent if c.type == command_type.value and c.user_id != world.other_id] == []
+    assert all(c.type == "reload-settings" for c in sent)
 
 
 @pytest.mark.parametrize("timeout_s", [1e-9, 1e-3, 0.099])

@@ -17,10 +17,31 @@ from sqlalchemy.exc import DataError
 from livermore_api import ApiConfig, create_app
 from livermore_api.app import server_options
 from livermore_cache import keys
-from livermore_schema.db import create_async_engine
+from livermore_schema.db import async_session_factory, create_async_engine
 from livermore_schema.settings import DatabaseSettings
+from livermore_schema.tables import ExchangeSymbol
 
 from .conftest import World
+
+
+async def _list(pg_settings: DatabaseSettings, symbols: list[str]) -> None:
+    """Make `symbols` active Coinbase products (watchlists and positions accept only those)."""
+    engine = create_async_engine(pg_settings)
+    try:
+        async with async_session_factory(engine)() as db:
+            db.add_all(
+                ExchangeSymbol(
+                    exchange_id=1,
+                    symbol=symbol,
+                    base_currency=symbol.split("-")[0],
+                    quote_currency="USD",
+                    is_active=True,
+                )
+                for symbol in symbols
+            )
+            await db.commit()
+    finally:
+        await engine.dispose()
 
 
 async def _status(response: Any) -> tuple[int, dict[str, Any]]:
@@ -95,14 +116,16 @@ async def test_a_non_ascii_bearer_token_is_401(client: TestClient[Any, Any]) -> 
 
 
 async def test_concurrent_update_and_delete_is_never_500(
-    client: TestClient[Any, Any], world: World
+    client: TestClient[Any, Any], world: World, pg_settings: DatabaseSettings
 ) -> None:
     headers = World.bearer(world.owner_token)
+    symbols = [f"RACE{world.suffix.upper()}{n}-USD" for n in range(30)]
+    await _list(pg_settings, symbols)
     seen: set[int] = set()
-    for n in range(30):
+    for symbol in symbols:
         async with client.post(
             "/api/positions",
-            json={"exchange": "coinbase", "symbol": f"RACE{n}-USD", "quantity": "1"},
+            json={"exchange": "coinbase", "symbol": symbol, "quantity": "1"},
             headers=headers,
         ) as created:
             position = await created.json()
@@ -150,10 +173,12 @@ async def test_account_env_var_names_need_the_prefix(
 
 
 async def test_cost_basis_is_validated_to_the_columns_scale(
-    client: TestClient[Any, Any], world: World
+    client: TestClient[Any, Any], world: World, pg_settings: DatabaseSettings
 ) -> None:
     headers = World.bearer(world.other_token)
-    position = {"exchange": "coinbase", "symbol": "SCALE-USD", "quantity": "1"}
+    symbol = f"SCALE{world.suffix.upper()}-USD"
+    await _list(pg_settings, [symbol])
+    position = {"exchange": "coinbase", "symbol": symbol, "quantity": "1"}
     async with client.post(
         "/api/positions", json={**position, "cost_basis": "1.123456789012"}, headers=headers
     ) as response:
@@ -183,9 +208,13 @@ async def test_pages_send_security_headers(client: TestClient[Any, Any], path: s
     assert headers["X-Content-Type-Options"] == "nosniff"
 
 
-async def test_watchlist_add_enforces_the_cap(client: TestClient[Any, Any], world: World) -> None:
+async def test_watchlist_add_enforces_the_cap(
+    client: TestClient[Any, Any], world: World, pg_settings: DatabaseSettings
+) -> None:
     headers = World.bearer(world.other_token)
-    full = [f"CAP{n}-USD" for n in range(500)]
+    full = [f"CAP{world.suffix.upper()}{n}-USD" for n in range(501)]
+    await _list(pg_settings, full)
+    extra = full.pop()
     async with client.put("/api/watchlist/coinbase", json={"symbols": full}, headers=headers) as r:
         assert r.status == 200
     async with client.post(
@@ -193,7 +222,7 @@ async def test_watchlist_add_enforces_the_cap(client: TestClient[Any, Any], worl
     ) as again:
         assert again.status == 200  # already there: no-op
     async with client.post(
-        "/api/watchlist/coinbase", json={"symbol": "ONEMORE-USD"}, headers=headers
+        "/api/watchlist/coinbase", json={"symbol": extra}, headers=headers
     ) as response:
         status, body = await _status(response)
     assert status == 409 and body["error"]["code"] == "watchlist_full"
