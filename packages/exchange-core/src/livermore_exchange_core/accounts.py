@@ -12,6 +12,9 @@ shapes. Both are pointed at the configured REST URL, so the simulator serves the
   thread (`asyncio.to_thread`), never on the event loop. It hard-codes `https://`; for a plain
   `http://` REST URL (a local endpoint such as the simulator) its session rewrites the scheme.
 
+The SDKs are imported when an account is first read, not with this module: a worker process
+would otherwise pay for them at every start (they cost a noticeable part of its import time).
+
 SDK failures become our error tree: 401 / invalid key -> `AuthenticationError`, 418 / 429 ->
 `RateLimitedError`, anything else (5xx, network) -> `ExchangeUnavailableError`.
 """
@@ -21,12 +24,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 from urllib.parse import urlsplit
-
-import requests
-from binance import AsyncClient
-from binance.exceptions import BinanceAPIException, BinanceRequestException
-from coinbase.rest import RESTClient
-from requests.adapters import HTTPAdapter
 
 from livermore_exchange_core.adapters.binance.parsing import parse_account_balances
 from livermore_exchange_core.adapters.coinbase.parsing import parse_accounts_response
@@ -64,6 +61,9 @@ async def fetch_balances(config: ExchangeConfig, credentials: Credentials) -> li
 
 
 async def _binance_balances(config: ExchangeConfig, credentials: Credentials) -> list[Balance]:
+    from binance import AsyncClient
+    from binance.exceptions import BinanceAPIException, BinanceRequestException
+
     exchange = config.name.value
 
     class _Client(AsyncClient):  # type: ignore[misc]  # the SDK is untyped
@@ -85,15 +85,22 @@ async def _binance_balances(config: ExchangeConfig, credentials: Credentials) ->
     return parse_account_balances(account)
 
 
-class _HttpsToHttp(HTTPAdapter):
-    """Send the SDK's hard-coded `https://` as `http://` (a plain-HTTP local endpoint)."""
+def _https_to_http() -> Any:
+    """Return a requests adapter sending the SDK's hard-coded `https://` as `http://`."""
+    from requests.adapters import HTTPAdapter
 
-    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        request.url = request.url.replace("https://", "http://", 1)
-        return super().send(request, *args, **kwargs)
+    class _HttpsToHttp(HTTPAdapter):
+        def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+            request.url = request.url.replace("https://", "http://", 1)
+            return super().send(request, *args, **kwargs)
+
+    return _HttpsToHttp()
 
 
 def _coinbase_balances(config: ExchangeConfig, credentials: Credentials) -> list[Balance]:
+    import requests
+    from coinbase.rest import RESTClient
+
     url = urlsplit(config.rest_url)
     base_url = url.netloc + url.path.rstrip("/")
     client = RESTClient(
@@ -103,7 +110,7 @@ def _coinbase_balances(config: ExchangeConfig, credentials: Credentials) -> list
     )
     if url.scheme == "http":
         client.session.trust_env = False
-        client.session.mount(f"https://{url.netloc}", _HttpsToHttp())
+        client.session.mount(f"https://{url.netloc}", _https_to_http())
     balances: list[Balance] = []
     cursor: str | None = None
     try:
