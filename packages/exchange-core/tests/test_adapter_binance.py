@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from typing import Any
 
 from livermore_exchange_core.adapters.binance.adapter import BinanceAdapter
@@ -109,6 +110,13 @@ async def test_binance_cache_equals_truth_through_every_fault(redis: Any) -> Non
                     assert last - first >= 2 * HOUR, f"{label}: window too short"
 
 
+async def _until(clock: Any, predicate: Callable[[], bool], within_s: float) -> None:
+    """Return once `predicate()` holds, checking each time the exchange clock moves a second."""
+    async with asyncio.timeout(within_s):
+        while not predicate():
+            await clock.wait_until(clock.now_ms() + 1_000)
+
+
 async def test_resubscribe_storm_is_paced_and_streams_split_across_connections(redis: Any) -> None:
     async with running_sim(seed=5, speed=SPEED, symbols=SYMBOLS, start_ms=START) as sim:
         async with wired_pipeline(
@@ -136,16 +144,22 @@ async def test_resubscribe_storm_is_paced_and_streams_split_across_connections(r
             await adapter.connect()
             try:
                 sockets = [c.socket for c in adapter._connections]
-                for socket in sockets:
-                    await asyncio.wait_for(socket.wait_connections(1), 10)
-                for round_ in range(2, 5):
-                    # 8 paced SUBSCRIBEs take 2 s of wall time = 20 simulated minutes at 600x
-                    await asyncio.wait_for(
-                        wired.clock.wait_until(wired.clock.now_ms() + 30 * 60_000), 20
-                    )
-                    sim.faults.inject_ws(Venue.BINANCE, WsAction(WsActionKind.CLOSE, 1000))
+                streams = [len(c.streams) for c in adapter._connections]
+                for round_ in range(1, 5):
+                    if round_ > 1:
+                        sim.faults.inject_ws(Venue.BINANCE, WsAction(WsActionKind.CLOSE, 1000))
                     for socket in sockets:
                         await asyncio.wait_for(socket.wait_connections(round_), 20)
+                    # Every connection re-sends its streams, paced (8 take about 2 s of wall time).
+                    await _until(
+                        wired.clock,
+                        lambda n=round_: all(
+                            s.frames_sent >= n * k for s, k in zip(sockets, streams, strict=True)
+                        ),
+                        20,
+                    )
+                    await asyncio.wait_for(adapter.wait_ready(), 20)
+                # Let bars close on the resubscribed streams.
                 await asyncio.wait_for(
                     wired.clock.wait_until(wired.clock.now_ms() + 30 * 60_000), 20
                 )
