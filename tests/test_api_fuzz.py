@@ -49,7 +49,7 @@ async def _create_user(
     return out.decode().splitlines()[-1].strip()
 
 
-async def _fuzz(api: ApiProcess, token: str, exclude: str) -> tuple[int, str]:
+async def _fuzz(api: ApiProcess, token: str, exclude: str, workdir: Path) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         *(str(Path(sys.executable).with_name("schemathesis")), "run"),
         f"{api.base_url}/api/openapi.json",
@@ -58,6 +58,7 @@ async def _fuzz(api: ApiProcess, token: str, exclude: str) -> tuple[int, str]:
         *("--request-timeout", "10", "--exclude-path-regex", exclude),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        cwd=workdir,  # schemathesis keeps its example cache in the working directory
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 400)
     text = out.decode(errors="replace")
@@ -81,6 +82,7 @@ async def test_schemathesis_finds_no_5xx_and_no_undocumented_answer(
     redis_settings: RedisSettings,
     pg_settings: DatabaseSettings,
     spawn_api: Callable[..., ApiProcess],
+    tmp_path: Path,
 ) -> None:
     api = spawn_api()
     user, admin, _ = await asyncio.gather(
@@ -88,8 +90,10 @@ async def test_schemathesis_finds_no_5xx_and_no_undocumented_answer(
         _create_user(redis_settings, pg_settings, "--admin"),
         api.wait_ready(60),
     )
-    as_user, _ = await _fuzz(api, user, STREAMS)
-    as_admin, _ = await _fuzz(api, admin, rf"{STREAMS}|/commands$|/symbols/refresh$|^/api/tokens/")
+    as_user, _ = await _fuzz(api, user, STREAMS, tmp_path)
+    as_admin, _ = await _fuzz(
+        api, admin, rf"{STREAMS}|/commands$|/symbols/refresh$|^/api/tokens/", tmp_path
+    )
     statuses = _statuses(api.log_path)
     requests = sum(statuses.values())
     print(f"schemathesis: {as_user + as_admin} cases, {requests} requests, statuses {statuses}")
