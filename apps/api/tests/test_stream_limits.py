@@ -159,3 +159,23 @@ async def test_deactivating_a_user_ends_their_streams(
         assert await asyncio.wait_for(_closed_reason(sse), 5) == "revoked"
     assert not kept.content.at_eof()  # the owner's stream goes on
     kept.close()
+
+
+async def test_chart_streams_are_capped_so_they_never_take_the_pool(
+    capped: TestClient[Any, Any], world: World
+) -> None:
+    url = "/api/exchanges/coinbase/symbols/BTC-USD/stream"
+    headers = World.bearer(world.owner_token)
+    opened = [await capped.get(url, params={"timeframe": "1m"}, headers=headers) for _ in range(4)]
+    try:
+        assert [r.status for r in opened] == [200] * 4
+        async with capped.get(url, params={"timeframe": "1m"}, headers=headers) as refused:
+            status, body = refused.status, await refused.json()
+        assert status == 429 and body["error"]["details"] == {"scope": "owner", "limit": 4}
+        assert refused.headers["Retry-After"] == "5"
+        others = World.bearer(world.other_token)
+        async with capped.get(url, params={"timeframe": "1m"}, headers=others) as other:
+            assert other.status == 200
+    finally:
+        for response in opened:
+            response.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -87,6 +88,7 @@ async def streams_ctx(app: web.Application) -> AsyncIterator[None]:
     """Track alert-stream tasks; cancel any still running so shutdown never waits on them."""
     streams: weakref.WeakSet[asyncio.Task[object]] = weakref.WeakSet()
     app[keys.STREAMS] = streams
+    app[keys.SERIES_STREAMS] = Counter()
     yield
 
 

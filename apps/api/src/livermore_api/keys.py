@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections import Counter
 from dataclasses import dataclass
 
 from aiohttp import ClientSession, web
@@ -33,6 +34,9 @@ HTTP: web.AppKey[ClientSession] = web.AppKey("livermore_http", ClientSession)
 
 STREAMS: web.AppKey[weakref.WeakSet[asyncio.Task[object]]] = web.AppKey("livermore_streams")
 """Tasks serving long-lived streams, cancelled at shutdown so it never waits on them."""
+
+SERIES_STREAMS: web.AppKey[Counter[int]] = web.AppKey("livermore_series_streams")
+"""Open chart series streams per user (each holds Redis subscriptions of its own)."""
 
 FANOUT: web.AppKey[ChannelFanout] = web.AppKey("livermore_fanout", ChannelFanout)
 """The process's one Redis subscription, fanned out to alert streams and command waits."""

@@ -90,7 +90,9 @@ ROUTES: tuple[Route, ...] = (
           "The series' closed candles and MACD-V readings as Server-Sent Events", Access.USER,
           "market data", path_model=m.SymbolPath, query_model=m.SeriesStreamQuery,
           kind=Kind.SSE, responses={200: "`event: ready`, then `event: candle` (Candle JSON) "
-                                         "and `event: indicator` (IndicatorValue JSON) frames"}),
+                                         "and `event: indicator` (IndicatorValue JSON) frames",
+                                    429: "too many open chart streams (yours or the "
+                                         "server's); see Retry-After"}),
     # ---------------------------------------------------------------- worker control
     Route("commands.send", "POST", f"{_EX}/commands", commands.send_command,
           "Command the exchange's worker; start, force-backfill and bulk-add-symbols answer 202",

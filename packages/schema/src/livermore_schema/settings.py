@@ -179,6 +179,11 @@ class ApiSettings(BaseSettings):
     """Open SSE/WebSocket alert streams one user may hold; more are answered 429."""
     stream_max_total: int = Field(default=1000, ge=1)
     """Open alert streams the process serves in total; more are answered 429."""
+    series_stream_max_per_user: int = Field(default=4, ge=1)
+    """Open chart series streams one user may hold (each holds two Redis subscriptions)."""
+    series_stream_max_total: int = Field(default=16, ge=1)
+    """Open chart series streams in total: with the pool size, what keeps streams from ever
+    taking the connections every other route needs."""
     stream_buffer: int = Field(default=1000, ge=1)
     """Alerts buffered per stream; a client that falls further behind is disconnected."""
     stream_recheck_s: float = Field(default=2.0, gt=0)

@@ -22,6 +22,7 @@ from livermore_api.models import ChartQuery, SeriesStreamQuery, SymbolPath
 from livermore_api.resources import ChartAlertOut, ChartOut, MacdVPointOut
 from livermore_api.routing import json_response, path_of, principal_of, query_of
 from livermore_api.views.common import redis_of, resolve_exchange, session
+from livermore_api.views.streams import series_slot
 from livermore_cache import channels
 from livermore_cache.candles import CandleCache
 from livermore_cache.client import RedisClient
@@ -158,7 +159,6 @@ async def stream_series(request: web.Request) -> web.StreamResponse:
     task = asyncio.current_task()
     if task is not None:
         request.app[keys.STREAMS].add(task)
-    ping_s = request.app[keys.CONFIG].stream_ping_s
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -166,7 +166,19 @@ async def stream_series(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",
         }
     )
-    async with _following(redis_of(request), exchange.id, path.symbol, query.timeframe) as queue:
+    with series_slot(request):
+        return await _serve(request, response, exchange.id, path.symbol, query.timeframe)
+
+
+async def _serve(
+    request: web.Request,
+    response: web.StreamResponse,
+    exchange_id: int,
+    symbol: str,
+    timeframe: Timeframe,
+) -> web.StreamResponse:
+    ping_s = request.app[keys.CONFIG].stream_ping_s
+    async with _following(redis_of(request), exchange_id, symbol, timeframe) as queue:
         await response.prepare(request)
         try:
             await response.write(b"event: ready\ndata: {}\n\n")

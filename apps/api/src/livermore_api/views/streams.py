@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import functools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -70,6 +70,31 @@ async def following(
         yield listener
     finally:
         fanout.release(listener)
+
+
+@contextlib.contextmanager
+def series_slot(request: web.Request) -> Iterator[None]:
+    """Hold one of the caller's chart-stream slots (429 past the per-user or total cap)."""
+    api = request.app[keys.CONFIG].api
+    counts = request.app[keys.SERIES_STREAMS]
+    user_id = principal_of(request).user_id
+    if counts.total() >= api.series_stream_max_total:
+        scope, limit = "total", api.series_stream_max_total
+    elif counts[user_id] >= api.series_stream_max_per_user:
+        scope, limit = "owner", api.series_stream_max_per_user
+    else:
+        counts[user_id] += 1
+        try:
+            yield
+        finally:
+            counts[user_id] -= 1
+        return
+    raise TooManyStreamsError(
+        f"the {'server' if scope == 'total' else 'per-user'} limit of {limit} open chart "
+        "streams is reached; close one",
+        details={"scope": scope, "limit": limit},
+        headers={"Retry-After": str(_RETRY_AFTER_S)},
+    )
 
 
 def _gone(request: web.Request) -> bool:
