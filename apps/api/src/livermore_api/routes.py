@@ -101,11 +101,13 @@ ROUTES: tuple[Route, ...] = (
           responses={202: "queued: fetch the outcome at result_url",
                      403: "not an admin (lifecycle and cache commands), or no active account "
                           "on the exchange (other commands)",
-                     409: "the worker answered with an error",
+                     409: "the worker answered with an error, or the exchange has no "
+                          "streaming client (no worker runs for it)",
                      504: "the worker did not answer in time"}),
     Route("commands.result", "GET", f"{_EX}/commands/{{correlation_id}}",
           commands.get_command_result, "The latest response to a command", Access.ACCOUNT,
-          "commands", path_model=m.CommandPath, response_model=CommandResponse),
+          "commands", path_model=m.CommandPath, response_model=CommandResponse,
+          responses={409: "the exchange has no streaming client (no worker runs for it)"}),
     # ---------------------------------------------------------------- the caller's resources
     Route("accounts.list", "GET", "/api/accounts", accounts.list_accounts,
           "Exchange accounts (admins: ?user_id=)", Access.OWNER, "accounts",
