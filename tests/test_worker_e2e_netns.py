@@ -107,7 +107,10 @@ def hosts() -> Iterator[Hosts]:
     """Three network namespaces on a bridge, removed afterwards."""
     made = Hosts()
     try:
-        made.up()
+        try:
+            made.up()
+        except subprocess.CalledProcessError as err:  # e.g. inside a chroot without netns mounts
+            pytest.skip(f"network namespaces unusable here: {err.stderr.decode().strip()}")
         yield made
     finally:
         made.down()
