@@ -128,15 +128,38 @@ async def _forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
 async def tcp_forwarder(listen: str, port: int, target_port: int) -> AsyncIterator[None]:
     """Forward `listen:port` to 127.0.0.1:`target_port` (PostgreSQL only listens on loopback)."""
 
+    writers: list[asyncio.StreamWriter] = []
+    handlers: set[asyncio.Task[None]] = set()
+
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target_port)
-        await asyncio.gather(_forward(reader, up_writer), _forward(up_reader, writer))
+        writers.append(writer)
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.add(task)
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target_port)
+            writers.append(up_writer)
+            await asyncio.gather(_forward(reader, up_writer), _forward(up_reader, writer))
+        finally:
+            writer.close()
+            handlers.discard(task)
 
     server = await asyncio.start_server(serve, listen, port)
     try:
         yield
     finally:
         server.close()
+        # Connections still open (a process that outlived the test) are closed here, not left
+        # to the garbage collector.
+        for writer in writers:
+            writer.close()
+        for task in list(handlers):
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        for writer in writers:
+            with contextlib.suppress(OSError, ConnectionError):
+                await writer.wait_closed()
+        await server.wait_closed()
 
 
 @pytest.fixture
@@ -284,15 +307,23 @@ async def test_cutting_the_active_hosts_link_fences_it_and_the_standby_takes_ove
             for worker in workers:
                 assert worker.proc.poll() is None, worker.tail()
             print("; ".join(figures))
+            # Stop the workers while the sim and the forwarder still serve them, so their
+            # connections end from the far side and nothing is left open at shutdown.
+            await _stop(workers)
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            with contextlib.suppress(AssertionError):
-                await worker.wait_exit(20)
-            if worker.proc.poll() is None:
-                worker.proc.kill()
+        await _stop(workers)
         await redis.aclose()
+
+
+async def _stop(workers: list[WorkerProcess]) -> None:
+    """SIGTERM every worker, wait up to 20 s each, then kill what is left."""
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        with contextlib.suppress(AssertionError):
+            await worker.wait_exit(20)
+        if worker.proc.poll() is None:
+            worker.proc.kill()
 
 
 async def _stepped_down(lifecycle: Recorder[LifecycleEvent], worker_id: str, after: int) -> bool:

@@ -13,6 +13,7 @@ async with running_sim(extra_assets=200) as sim:   # 217 products per venue (AA1
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -172,7 +173,14 @@ async def running_sim(
     try:
         yield RunningSim(config, host, port, app, key)
     finally:
+        handlers = [] if runner.server is None else runner.server.connections
+        transports = [h.transport for h in handlers if h.transport is not None]
         await runner.cleanup()
+        # A peer cut off mid-write (a test that takes a host's link down) never acknowledges
+        # what is buffered, so a graceful close would leave its transport closing forever.
+        for transport in transports:
+            transport.abort()
+        await asyncio.sleep(0)  # let the aborted transports report connection_lost
 
 
 def _bound_port(runner: web.AppRunner) -> int:
