@@ -85,6 +85,19 @@ def test_two_exchanges_within_one_bar_make_a_confluence_naming_both() -> None:
     assert event.id != first.id
 
 
+def test_venues_are_in_exchange_time_order_whichever_worker_reported_first() -> None:
+    """A lagging Coinbase worker reports its earlier trigger after Binance's later one."""
+    detector = ConfluenceDetector()
+    assert detector.add(_alert(BINANCE, T0 + MINUTE)) is None
+
+    found = detector.add(_alert(COINBASE, T0))
+
+    assert found is not None
+    assert [e.exchange_id for e in found.triggers] == [COINBASE, BINANCE]
+    assert found.at_ms == T0 + MINUTE
+    assert confluence_event(found).exchange_id == BINANCE
+
+
 def test_triggers_more_than_a_window_apart_are_no_confluence() -> None:
     detector = ConfluenceDetector()
     detector.add(_alert(COINBASE, T0))

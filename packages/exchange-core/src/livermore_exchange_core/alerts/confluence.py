@@ -77,7 +77,7 @@ class Confluence:
 
     @property
     def at_ms(self) -> int:
-        """Exchange time of the trigger that completed the confluence."""
+        """Exchange time of the newest trigger (the same whichever alert arrived last)."""
         return _ms(self.triggers[-1].triggered_at)
 
 
@@ -134,11 +134,10 @@ class ConfluenceDetector:
         near = [e for e in venues.values() if abs(_ms(e.triggered_at) - at) <= window]
         if len(near) < 2 or event not in near:
             return None
-        others = sorted(
-            (e for e in near if e is not event), key=lambda e: (_ms(e.triggered_at), e.exchange_id)
-        )
+        # Exchange-time order, never arrival order: one venue's worker may lag another's.
+        triggers = sorted(near, key=lambda e: (_ms(e.triggered_at), e.exchange_id))
         quiet = int(self._quiet_bars * duration_ms(group.timeframe))
-        return Confluence(group, (*others, event), window, quiet)
+        return Confluence(group, tuple(triggers), window, quiet)
 
     def _sweep(self, now_ms: int) -> None:
         """Forget groups whose newest trigger is older than the largest window."""
