@@ -215,6 +215,7 @@ async def build_supervisor(options: WorkerOptions, stack: AsyncExitStack) -> Sup
             m.pending_repairs.set(session.pipeline.pending_repairs if session else 0)
             m.command_queue_depth.set(await command_queue_depth(redis, config.exchange_id))
             m.set_lease_holder(await lease.current_holder())
+            m.set_fenced(fence.refused, fence.rejected)
 
         host = options.process.worker_metrics_host
         await stack.enter_async_context(metrics_server(metrics, refresh, host, port))

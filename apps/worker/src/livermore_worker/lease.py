@@ -10,6 +10,11 @@ plus the TTL minus a margin (monotonic), so the worker's writes stop before the 
 lapsed on the server; a renew that finds the key gone (it lapsed while the store failed over and
 nobody took it) takes it again, one that finds another holder revokes the fence.
 
+Every acquisition (a free lease taken, or a lapsed one taken back) draws the next lease epoch in
+the same script (`lease_epoch_key`, in the lease key's slot): the fencing token the worker's
+guarded write scripts carry, so Redis itself rejects a write of an older holder once a newer one
+has written into the same slot (`livermore_cache.fence`).
+
 The active worker persists its running state (started, paused, mode, symbol set, user) in
 `worker_state_key`, so whoever holds the lease next resumes exactly where it left off; a clean
 shutdown saves it as stopped, so that the next worker starts idle.
@@ -27,16 +32,17 @@ from livermore_cache.client import RedisClient
 from livermore_cache.fence import LeaseFence, exempt
 from livermore_schema.enums import SymbolTier, WorkerMode
 
-_EXTEND = """
+_TAKE = """
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {1, tonumber(redis.call('GET', KEYS[2]) or '0')}
 end
 if not holder then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 2
+  return {2, redis.call('INCR', KEYS[2])}
 end
-return 0
+return {0, 0}
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -68,9 +74,11 @@ class ExchangeLease:
         self._holder = holder
         self._ttl_s = ttl_s
         self._ttl_ms = max(1, int(ttl_s * 1000))
-        self._extend = redis.register_script(_EXTEND)
+        self._epoch_key = keys.lease_epoch_key(self._key)
+        self._take = redis.register_script(_TAKE)
         self._release = redis.register_script(_RELEASE)
         self.fence = fence or LeaseFence(hold_s=0)
+        self.fence.scope = str(exchange_id)
 
     @property
     def holder(self) -> str:
@@ -82,31 +90,32 @@ class ExchangeLease:
         """How long before the server-side expiry the worker stops writing."""
         return max(0.2, self._ttl_s / 4)
 
+    @property
+    def epoch(self) -> int | None:
+        """The epoch of this worker's latest acquisition (None before the first)."""
+        return self.fence.epoch
+
     async def acquire(self) -> bool:
         """Take the lease if nobody holds it (or keep it if we do); return whether we hold it."""
-        sent_at = time.monotonic()
-        with exempt():
-            taken = await self._redis.set(self._key, self._holder, nx=True, px=self._ttl_ms)
-        if taken:
-            self.fence.extend(sent_at, self._ttl_s, self.margin_s)
-            return True
         return await self.renew()
 
     async def renew(self) -> bool:
-        """Extend the lease if we still hold it (or take it back if it lapsed unclaimed).
+        """Extend the lease if we hold it, or take it if it is free (a new epoch).
 
         Returns whether we hold it; when not, the fence is revoked before returning.
         """
         sent_at = time.monotonic()
         try:
             with exempt():
-                held = int(await self._extend(keys=[self._key], args=[self._holder, self._ttl_ms]))
+                code, epoch = await self._take(
+                    keys=[self._key, self._epoch_key], args=[self._holder, self._ttl_ms]
+                )
         except Exception:
             if not self.fence.valid():
                 self.fence.revoke()  # no answer and no validity left: stop waiting writers
             raise
-        if held:
-            self.fence.extend(sent_at, self._ttl_s, self.margin_s)
+        if int(code):
+            self.fence.extend(sent_at, self._ttl_s, self.margin_s, int(epoch))
             return True
         self.fence.revoke()
         return False

@@ -2,8 +2,8 @@
 
 Counted where they happen, in exchange-core's `telemetry` (stream messages and reconnects, REST
 requests and 429/418 replies, closed bars, alerts and the close->alert lag of the closed-bar
-stage) and read when scraped. Pending repairs, the command queue depth and the lease holder are
-state, read from the session and Redis at each scrape. The server is off unless
+stage) and read when scraped. Pending repairs, the command queue depth, the lease holder and the
+fenced writes are state, read from the session and Redis at each scrape. The server is off unless
 `LIVERMORE_WORKER_METRICS_PORT` is set; it binds `LIVERMORE_WORKER_METRICS_HOST` (loopback).
 """
 
@@ -92,6 +92,17 @@ class WorkerMetrics:
             "livermore_lease_holder", "1 for the worker that holds the exchange's lease",
             ["exchange", "holder"], registry=self.registry,
         )  # fmt: skip
+        self._fenced = Gauge(
+            "livermore_fenced_writes",
+            "Writes of this worker fenced since it started: refused on the client (its lease"
+            " deadline passed) or rejected by Redis (a newer lease epoch had written there)",
+            ["exchange", "where"], registry=self.registry,
+        )  # fmt: skip
+
+    def set_fenced(self, refused: int, rejected: int) -> None:
+        """Record the writes fenced so far: refused on the client, rejected by Redis."""
+        self._fenced.labels(self.exchange, "client").set(refused)
+        self._fenced.labels(self.exchange, "store").set(rejected)
 
     def set_lease_holder(self, holder: str | None) -> None:
         """Record who holds the lease now (one labelled sample, the old one removed)."""

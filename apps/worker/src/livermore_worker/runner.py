@@ -195,6 +195,7 @@ class Supervisor:
             reason=reason,
             worker_id=self._w.identity.worker_id,
             writes_refused=self._lease.fence.refused,
+            writes_rejected=self._lease.fence.rejected,
         )
         if self._w.state is not ConnectionState.IDLE:  # the term did not say so already
             with contextlib.suppress(*STORE_FAILURES):
@@ -264,8 +265,12 @@ class Supervisor:
         """Renew the lease and write the status every beat (and whenever the status changes)."""
         while not self._stop.is_set():
             active = self._w.role is WorkerRole.ACTIVE and not self._demoted.is_set()
+            fence = self._lease.fence
             try:
-                if active and not await self._renew():
+                if active and fence.stale.is_set():  # Redis rejected a write: a newer epoch
+                    log.error("worker.superseded", worker_id=self._w.identity.worker_id)
+                    self._demote()
+                elif active and not await self._renew():
                     log.error("worker.lease_lost", worker_id=self._w.identity.worker_id)
                     self._demote()
                 else:
@@ -274,7 +279,8 @@ class Supervisor:
                 log.warning("worker.heartbeat_failed", error=f"{type(err).__name__}: {err}")
                 if active and not self._lease.fence.valid():
                     self._demote()
-            await _wait_any(self._beat_s, self._stop, self._w.status_dirty)
+            wake = (fence.stale,) if active else ()  # a rejected write demotes at once
+            await _wait_any(self._beat_s, self._stop, self._w.status_dirty, *wake)
 
     async def _renew(self) -> bool:
         """Renew the lease; False when another worker holds it.

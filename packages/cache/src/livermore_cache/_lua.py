@@ -1,35 +1,92 @@
-"""Server-side scripts, each touching exactly the one key passed as KEYS[1] (cluster-safe)."""
+"""Server-side scripts, each touching exactly the one key passed as KEYS[1] (cluster-safe).
+
+A guarded variant (`LuaScript.guarded`) touches one more key, the fence record in the same slot.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from typing import Any
 
-from redis.exceptions import NoScriptError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError, ResponseError
 
 from livermore_cache.client import RedisClient
+from livermore_cache.fence import fence_record_key, guard_of, stale_error
+
+_GUARD = """
+local seen = redis.call('HGET', KEYS[2], ARGV[1])
+if seen and tonumber(seen) > tonumber(ARGV[2]) then
+  return redis.error_reply('STALEEPOCH lease epoch ' .. ARGV[2] .. ' of ' .. ARGV[1]
+    .. ' is older than ' .. seen .. ' (' .. KEYS[1] .. ')')
+end
+if seen ~= ARGV[2] then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+end
+local args = {}
+for i = 3, #ARGV do
+  args[i - 2] = ARGV[i]
+end
+return body({KEYS[1]}, args)
+"""
+"""KEYS: the data key, its fence record; ARGV: scope, epoch, then the script's own (see fence)."""
 
 
 class LuaScript:
-    """A Lua script with its SHA computed once, run by EVALSHA with a one-time SCRIPT LOAD."""
+    """A Lua script with its SHA computed once, run by EVALSHA with a one-time SCRIPT LOAD.
 
-    __slots__ = ("sha", "source")
+    A `fenced` script (the default) writes data a stale lease holder must not touch: on a client
+    with a lease fence it runs as its `guarded` variant, which carries the writer's epoch and a
+    second key, the fence record of the data key's slot (`livermore_cache.fence`).
+    """
 
-    def __init__(self, source: str) -> None:
+    __slots__ = ("_guarded", "fenced", "numkeys", "sha", "source")
+
+    def __init__(self, source: str, *, fenced: bool = True, numkeys: int = 1) -> None:
         self.source = source
         self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+        self.fenced = fenced
+        self.numkeys = numkeys
+        self._guarded: LuaScript | None = None
+
+    @property
+    def guarded(self) -> LuaScript:
+        """The variant that checks and records the writer's lease epoch first."""
+        if self._guarded is None:
+            body = f"local function body(KEYS, ARGV)\n{self.source}\nend\n"
+            self._guarded = LuaScript(body + _GUARD, fenced=False, numkeys=2)
+        return self._guarded
+
+    def invocation(
+        self, redis: RedisClient, key: str, *args: Any
+    ) -> tuple[LuaScript, tuple[Any, ...]]:
+        """Return the script to run on `key` for `redis` and its keys-then-arguments."""
+        guard = guard_of(redis) if self.fenced else None
+        if guard is None:
+            return self, (key, *args)
+        fence, epoch = guard
+        record = fence_record_key(key, cluster=isinstance(redis, RedisCluster))
+        return self.guarded, (key, record, fence.scope, epoch, *args)
 
     async def load(self, redis: RedisClient) -> None:
         """Load the script (on a cluster redis-py sends SCRIPT LOAD to every primary)."""
         await redis.script_load(self.source)
 
     async def run(self, redis: RedisClient, key: str, *args: Any) -> Any:
-        """Run the script on `key`, loading it first if the server does not know it."""
+        """Run the script on `key`, loading it first if the server does not know it.
+
+        Raises:
+            livermore_cache.fence.StaleEpoch: a newer lease holder wrote into the key's slot.
+        """
+        script, full = self.invocation(redis, key, *args)
         try:
-            return await redis.evalsha(self.sha, 1, key, *args)
-        except NoScriptError:
-            await self.load(redis)
-            return await redis.evalsha(self.sha, 1, key, *args)
+            try:
+                return await redis.evalsha(script.sha, script.numkeys, *full)
+            except NoScriptError:
+                await script.load(redis)
+                return await redis.evalsha(script.sha, script.numkeys, *full)
+        except ResponseError as err:
+            raise stale_error(redis, err) from None
 
 
 # ARGV: retention, ttl_s (0 = none), then 5 per candle: open_time, json, closed (1/0),
@@ -131,6 +188,7 @@ local interval = tonumber(string.match(updated, '"heartbeat_interval_s":([-%d%.e
 local ttl = math.max(1, math.ceil(tonumber(ARGV[2]) * interval * 1000))
 redis.call('SET', KEYS[1], updated, 'PX', ttl)
 return updated
-"""
+""",
+    fenced=False,
 )
 """Refresh `last_heartbeat` and the expiry of one status key atomically."""

@@ -13,6 +13,10 @@ Separators: fields are joined with the ASCII unit separator (0x1F), which JSON p
 contain unescaped (and keys and channel names are built without it); a field holding it is
 refused.
 
+With a lease fence on the client, every fenced script runs as its guarded variant (the writer's
+lease epoch checked against the fence record, `livermore_cache.fence`); a rejected one raises
+`StaleEpoch` from `flush`.
+
 On a cluster the dispatcher cannot span slots, so the commands are sent one after another
 instead (each touches at most one key: the cache's cluster rule); grouping them per node is left
 to the cluster's own pipeline later. A script unknown to the server (NOSCRIPT) did nothing, so
@@ -30,6 +34,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from livermore_cache._lua import LuaScript as LuaScript
 from livermore_cache.client import RedisClient
+from livermore_cache.fence import fence_record_key, guard_of, stale_error
 
 SEP = "\x1f"
 CHUNK = 2_000
@@ -62,7 +67,8 @@ while pos <= size do
   if name == '!' then
     reply = redis.pcall(unpack(args))
   else
-    local keys = {table.remove(args, 1)}
+    local keys = {}
+    for k = 1, NKEYS[name] do keys[k] = table.remove(args, 1) end
     local ok, result = pcall(SCRIPTS[name], keys, args)
     if ok then reply = result else reply = {err = tostring(result)} end
   end
@@ -77,10 +83,11 @@ return cjson.encode(out)
 def _dispatcher(scripts: Sequence[LuaScript]) -> LuaScript:
     """Return the dispatcher that knows `scripts` (by position: '1', '2', ...)."""
     bodies = "\n".join(
-        f"SCRIPTS['{n}'] = function(KEYS, ARGV)\n{script.source}\nend"
+        f"SCRIPTS['{n}'] = function(KEYS, ARGV)\n{script.source}\nend\n"
+        f"NKEYS['{n}'] = {script.numkeys}"
         for n, script in enumerate(scripts, start=1)
     )
-    return LuaScript("local SCRIPTS = {}\n" + bodies + "\n" + _DISPATCH)
+    return LuaScript("local SCRIPTS, NKEYS = {}, {}\n" + bodies + "\n" + _DISPATCH, fenced=False)
 
 
 _DISPATCHERS: dict[tuple[str, ...], LuaScript] = {}
@@ -100,12 +107,11 @@ def _reply(raw: Any) -> Any:
 class WriteBatch:
     """Queued Redis commands and scripts, run in order by `flush` (see the module docstring)."""
 
-    __slots__ = ("_commands", "_redis", "_scripts")
+    __slots__ = ("_commands", "_redis")
 
     def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._commands: list[tuple[LuaScript | None, tuple[Any, ...]]] = []
-        self._scripts: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._commands)
@@ -117,7 +123,6 @@ class WriteBatch:
 
     def add_script(self, script: LuaScript, key: str, *args: Any) -> int:
         """Queue one run of `script` on `key` (its one key); return its position."""
-        self._scripts.setdefault(script.sha, len(self._scripts) + 1)
         self._commands.append((script, (key, *args)))
         return len(self._commands) - 1
 
@@ -129,15 +134,24 @@ class WriteBatch:
                 empty afterwards either way (commands are never sent twice).
         """
         commands, self._commands = self._commands, []
-        scripts, self._scripts = self._scripts, {}
         if not commands:
             return []
         if isinstance(self._redis, RedisCluster):
             return [await self._one(script, args) for script, args in commands]
-        replies = await self._dispatch(commands, scripts)
+        guard = guard_of(self._redis)
+        if guard is not None:  # one record on one node: the guard's arguments are the same
+            fence, epoch = guard
+            extra = (fence_record_key("", cluster=False), fence.scope, epoch)
+            commands = [
+                (script.guarded, (args[0], *extra, *args[1:]))
+                if script is not None and script.fenced
+                else (script, args)
+                for script, args in commands
+            ]
+        replies = await self._dispatch(commands)
         for reply in replies:
             if isinstance(reply, Exception):
-                raise reply
+                raise stale_error(self._redis, reply)
         return replies
 
     async def _one(self, script: LuaScript | None, args: tuple[Any, ...]) -> Any:
@@ -146,9 +160,12 @@ class WriteBatch:
         return await script.run(self._redis, args[0], *args[1:])
 
     async def _dispatch(
-        self, commands: list[tuple[LuaScript | None, tuple[Any, ...]]], scripts: dict[str, int]
+        self, commands: list[tuple[LuaScript | None, tuple[Any, ...]]]
     ) -> list[Any]:
-        by_sha = {sha: n for sha, n in scripts.items()}
+        by_sha: dict[str, int] = {}
+        for script, _ in commands:
+            if script is not None:
+                by_sha.setdefault(script.sha, len(by_sha) + 1)
         known = [script for script, _ in commands if script is not None]
         ordered = sorted({s.sha: s for s in known}.values(), key=lambda s: by_sha[s.sha])
         signature = tuple(s.sha for s in ordered)

@@ -8,12 +8,13 @@ from typing import Any
 
 import structlog
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from livermore_cache import keys
 from livermore_cache._lua import CANDLE_CLOSE, CANDLE_WRITE
 from livermore_cache.batch import WriteBatch
 from livermore_cache.client import RedisClient
+from livermore_cache.fence import stale_error
 from livermore_cache.holders import Tier2Holders, write_targets
 from livermore_schema.enums import Timeframe
 from livermore_schema.market import Candle
@@ -119,10 +120,14 @@ class CandleCache:
         if not grouped:
             return 0
         try:
-            return await self._run_batches(grouped, ttl)
-        except NoScriptError:
-            await CANDLE_WRITE.load(self._redis)
-            return await self._run_batches(grouped, ttl)
+            try:
+                return await self._run_batches(grouped, ttl)
+            except NoScriptError:
+                await CANDLE_WRITE.load(self._redis)
+                await CANDLE_WRITE.guarded.load(self._redis)
+                return await self._run_batches(grouped, ttl)
+        except ResponseError as err:  # a stale lease epoch is a `StaleEpoch`
+            raise stale_error(self._redis, err) from None
 
     async def _run_batches(self, grouped: dict[str, list[Any]], ttl: int) -> int:
         step = 5 * _BATCH
@@ -145,7 +150,8 @@ class CandleCache:
             return sum(await asyncio.gather(*(one(key, chunk) for key, chunk in calls)))
         pipe = self._redis.pipeline(transaction=False)
         for key, chunk in calls:
-            pipe.evalsha(CANDLE_WRITE.sha, 1, key, self._retention, ttl, *chunk)
+            script, full = CANDLE_WRITE.invocation(self._redis, key, self._retention, ttl, *chunk)
+            pipe.evalsha(script.sha, script.numkeys, *full)
         results = await pipe.execute()
         return sum(int(n) for n in results)
 

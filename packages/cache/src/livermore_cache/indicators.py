@@ -43,7 +43,7 @@ class IndicatorCache:
         """Store a reading with the indicator TTL."""
         payload = value.model_dump_json()
         for owner in self._targets(value, user_id):
-            await self._redis.set(self.write_key(value, owner), payload, ex=self._ttl)
+            await SET_PUBLISH.run(self._redis, self.write_key(value, owner), payload, self._ttl)
 
     def add_write(
         self,
@@ -61,10 +61,8 @@ class IndicatorCache:
         payload = value.model_dump_json()
         for index, owner in enumerate(self._targets(value, user_id)):
             key = self.write_key(value, owner)
-            if announce and index == 0:
-                batch.add_script(SET_PUBLISH, key, payload, self._ttl, *announce)
-            else:
-                batch.add("SET", key, payload, "EX", self._ttl)
+            said = announce if index == 0 else ()  # a script: the lease epoch is checked
+            batch.add_script(SET_PUBLISH, key, payload, self._ttl, *said)
 
     def read_keys(
         self,

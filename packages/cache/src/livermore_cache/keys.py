@@ -70,6 +70,19 @@ def lease_key(exchange_id: int) -> str:
     return f"livermore:lease:{exchange_id}"
 
 
+def lease_epoch_key(lease: str) -> str:
+    """The epoch counter of the lease named `lease` (its full name, as `lease_key` built it).
+
+    INCRed at each acquisition; the hash tag puts it in the lease key's cluster slot.
+    """
+    return f"livermore:leaseepoch:{{{lease}}}"
+
+
+def fence_key(slot_tag: str) -> str:
+    """A fence record: the newest lease epoch per exchange that wrote into the tag's slot."""
+    return f"livermore:fence:{{{slot_tag}}}"
+
+
 def worker_state_key(exchange_id: int) -> str:
     """The active worker's running state (started, mode, symbols) a standby resumes from."""
     return f"livermore:workerstate:{exchange_id}"
