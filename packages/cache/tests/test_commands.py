@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from uuid import uuid4
 
 import pytest
 from redis.asyncio import Redis
 
 from livermore_cache import channels, keys
+from livermore_cache.client import connect_redis
 from livermore_cache.commands import CommandBus, CommandInbox, PublishedCommandBridge
+from livermore_cache.fence import LeaseFence
 from livermore_schema.control import (
     AddSymbolCommand,
     CommandResponse,
@@ -18,6 +21,7 @@ from livermore_schema.control import (
     parse_command,
 )
 from livermore_schema.enums import ResponseStatus
+from livermore_schema.settings import RedisSettings
 
 
 async def test_command_sent_before_any_consumer_is_delivered_later(redis: Redis) -> None:
@@ -147,3 +151,36 @@ async def test_a_published_command_reaches_the_stream_once_and_a_bus_command_is_
     stop.set()
     await asyncio.wait_for(serving, 5)
     assert bridge.bridged == 2 and await redis.xlen(keys.command_stream_key(3)) == 3
+
+
+async def test_a_worker_without_a_valid_lease_reads_no_command(
+    redis: Redis, redis_settings: RedisSettings
+) -> None:
+    fence = LeaseFence(hold_s=1)
+    fenced = connect_redis(redis_settings, fence=fence)
+    try:
+        command = StopCommand()
+        await CommandBus(redis).send(3, command)
+        stale = CommandInbox(fenced, 3, "host:stale")
+        assert await stale.next(timeout=0.2) is None  # never held: nothing read
+        fence.extend(time.monotonic() - 10, 5, 1)  # held once, lapsed since
+        assert await stale.next(timeout=0.2) is None
+        holder = CommandInbox(redis, 3, "host:holder")
+        await holder.ensure_group()
+        pending = await redis.xpending(keys.command_stream_key(3), "livermore-workers")
+        assert pending["pending"] == 0  # still unread: the holder gets it
+        got = await holder.next(timeout=1)
+        assert got is not None and parse_command(got[1]) == command
+        await holder.ack(got[0])
+        await CommandBus(redis).send(3, StartCommand())
+
+        async def renew_soon() -> None:
+            await asyncio.sleep(0)  # yield once: the read is waiting for validity by now
+            fence.extend(time.monotonic(), 5, 1)
+
+        renewing = asyncio.get_running_loop().create_task(renew_soon())
+        got = await stale.next(timeout=5)  # a renew makes the lease valid: read at once
+        await renewing
+        assert got is not None and parse_command(got[1]).type == "start"
+    finally:
+        await fenced.aclose()

@@ -31,6 +31,7 @@ from redis.exceptions import RedisError, ResponseError
 from livermore_cache import channels, keys
 from livermore_cache.client import RedisClient
 from livermore_cache.fanout import ChannelFanout
+from livermore_cache.fence import LeaseFence
 from livermore_schema.control import Command, CommandResponse
 from livermore_schema.enums import ResponseStatus
 
@@ -197,7 +198,19 @@ class CommandInbox:
                 raise
 
     async def next(self, timeout: float) -> tuple[str, str] | None:  # noqa: ASYNC109 - XREAD BLOCK
-        """Return the next `(entry_id, raw command text)`, or None after `timeout` seconds."""
+        """Return the next `(entry_id, raw command text)`, or None after `timeout` seconds.
+
+        On a client with a lease fence, commands are read only while the lease is valid, and a
+        blocking read ends before the validity does: a worker whose lease may have lapsed never
+        takes a command meant for the holder (it stays unread in the stream).
+        """
+        fence = getattr(self._redis, "fence", None)
+        if isinstance(fence, LeaseFence):
+            if not await fence.until_valid(timeout):
+                return None
+            timeout = min(timeout, fence.remaining_s())
+            if timeout < 0.001:
+                return None
         if not self._recovered:
             await self.ensure_group()
             await self._recover()

@@ -170,6 +170,17 @@ class LeaseFence:
         """Seconds of validity left (negative once lapsed)."""
         return self.valid_until - time.monotonic()
 
+    async def until_valid(self, within_s: float) -> bool:
+        """Wait up to `within_s` for the lease to be valid; return whether it is."""
+        deadline = time.monotonic() + within_s
+        while not self.valid():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), left)
+        return True
+
     def _pulse(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
