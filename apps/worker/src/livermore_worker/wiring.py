@@ -41,6 +41,7 @@ from livermore_exchange_core.factory import create_adapter
 from livermore_exchange_core.indicators.calculator import IndicatorCalculator
 from livermore_exchange_core.pipeline import CandlePipeline
 from livermore_exchange_core.reconciliation import GapRepairer
+from livermore_exchange_core.servertime import ServerClock
 from livermore_exchange_core.stage import ClosedBarStage
 from livermore_exchange_core.symbols.assets import AssetMap
 from livermore_schema.enums import RUNTIME_TIMEFRAMES, ExchangeName, Timeframe, WorkerMode
@@ -121,6 +122,9 @@ class StreamingSession:
         )
         self.evaluator = self._evaluator(profile)
         self.clock = ExchangeClock()
+        server_clock = getattr(rest, "clock", None)
+        if isinstance(server_clock, ServerClock):  # REST time never trails the stream's events
+            server_clock.follow(self.clock.now_ms)
         self.stage = ClosedBarStage(
             candles=services.candles,
             publisher=services.publisher,

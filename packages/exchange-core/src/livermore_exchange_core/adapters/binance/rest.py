@@ -41,6 +41,7 @@ from livermore_exchange_core.ratelimit import (
 from livermore_exchange_core.rest_base import BaseRestClient
 from livermore_schema.enums import Timeframe
 from livermore_schema.market import Candle
+from livermore_schema.timeframes import duration_ms
 
 log = structlog.get_logger(__name__)
 
@@ -158,7 +159,8 @@ class BinanceRestClient(BaseRestClient):
         """
         interval = parsing.INTERVAL[timeframe]
         await self._load_limits()
-        now = await self.clock.now_ms()
+        needed = self.clock.needed_for(end_ms, duration_ms(timeframe), include_open=include_open)
+        now = await self.clock.now_ms(needed)
         closed_before = now - self.clock.grace_ms
         wanted = resolve_range(
             timeframe,

@@ -34,6 +34,7 @@ from livermore_exchange_core.http import DEFAULT_RETRY, HttpReply, call_with_ret
 from livermore_exchange_core.rest_base import BaseRestClient
 from livermore_schema.enums import Timeframe
 from livermore_schema.market import Candle
+from livermore_schema.timeframes import duration_ms
 
 log = structlog.get_logger(__name__)
 
@@ -113,7 +114,8 @@ class CoinbaseRestClient(BaseRestClient):
         granularity = parsing.GRANULARITY.get(timeframe)
         if granularity is None:
             raise BadRequestError(f"Coinbase has no {timeframe} candles", exchange="coinbase")
-        now = await self.clock.now_ms()
+        needed = self.clock.needed_for(end_ms, duration_ms(timeframe), include_open=include_open)
+        now = await self.clock.now_ms(needed)
         closed_before = now - self.clock.grace_ms
         wanted = resolve_range(
             timeframe,
