@@ -173,6 +173,8 @@ class BinanceRestApi:
         if fault.mode is RestMode.UNAUTHORIZED:
             body = error_body(-2015, "Invalid API-key, IP, or permissions for action.")
             return _json(body, status=401)
+        if fault.mode is RestMode.UNAVAILABLE:
+            return web.Response(text="503 Service Unavailable", status=503)
         stats.http_451 += 1
         return _json(error_body(0, GEO_BLOCK_MSG), status=451)
 

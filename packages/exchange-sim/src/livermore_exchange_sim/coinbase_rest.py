@@ -208,6 +208,8 @@ def _fault_response(mode: RestMode, retry_after_s: int) -> web.Response:
         return web.Response(status=429, text=_HTML_429, content_type="text/html", headers=headers)
     if mode is RestMode.UNAUTHORIZED:
         return web.Response(status=401, text="Unauthorized\n", content_type="text/plain")
+    if mode is RestMode.UNAVAILABLE:
+        return _error(503, "UNAVAILABLE", "service unavailable")
     statuses = {RestMode.RATE_LIMIT_JSON: 429, RestMode.BANNED: 418, RestMode.GEO_BLOCKED: 451}
     status = statuses[mode]
     response = _error(status, "RATE_LIMIT_EXCEEDED" if status == 429 else "FORBIDDEN", mode.value)

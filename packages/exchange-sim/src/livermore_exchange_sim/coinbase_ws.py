@@ -5,7 +5,8 @@ tick once per simulated second (never faster than `ws_min_tick_s` real seconds; 
 covers several simulated seconds): `heartbeats` (counter +1 per tick), `candles` (5m: a
 snapshot of the last `coinbase_snapshot_candles` buckets newest first, then one update per
 product per tick; when a bucket closes its final values are sent before the next bucket's),
-`ticker`, `ticker_batch`, `market_trades` (every trade as simulated time passes it), `level2`
+`ticker`, `ticker_batch`, `market_trades` (every trade as simulated time passes it, or late while
+the fault API delays trades), `level2`
 (answered on `l2_data`: a snapshot of a 10-level book around the ticker, then per tick only the
 levels that changed, absolute quantities, "0" for a level that left the book) and `status`.
 `sequence_num` counts per connection across channels.
@@ -289,12 +290,16 @@ class CoinbaseWs:
         self, conn: _Connection, products: list[str], now: int, *, snapshot: bool
     ) -> list[dict[str, str]]:
         out = []
+        # A lagging feed (a fault) sends only trades older than the lag; a snapshot never waits.
+        upto = now if snapshot else now - self._faults.trade_delay_ms(Venue.COINBASE, now)
         for product_id in products:
             since = conn.trades_sent_to.get(product_id)
             if snapshot or since is None:
                 since = now - 60_000
-            trades = self._market.trades(Venue.COINBASE, product_id, since, now)
-            conn.trades_sent_to[product_id] = now
+            if upto <= since:
+                continue
+            trades = self._market.trades(Venue.COINBASE, product_id, since, upto)
+            conn.trades_sent_to[product_id] = upto
             decimals = self._decimals(product_id)
             recent = trades[-50:] if snapshot else trades
             out += [wire.trade(t, product_id, decimals) for t in reversed(recent)]

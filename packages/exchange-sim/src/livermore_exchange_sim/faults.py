@@ -15,7 +15,13 @@ Python API (tests hold the `FaultController` of a running sim, e.g. `sim.faults`
 - REST (venue state): `faults.set_rest(venue, RestMode.RATE_LIMIT_JSON, count=3)`; a handler
   calls `faults.rest_mode(venue)` once per request, which returns the `RestFault` and consumes
   one of its remaining responses (`count=None`: until cleared). Modes: 429 JSON, 429 HTML,
-  418, 451, 401-as-throttle, slow (`delay_s` before the normal answer).
+  418, 451, 401-as-throttle, 503 (the venue's REST is down: an outage), slow (`delay_s` before
+  the normal answer).
+- Late trades (Coinbase `market_trades`, venue state): `faults.delay_trades(venue, sim_seconds,
+  for_sim_seconds=None)` holds every trade back until it is `sim_seconds` old, as a venue whose
+  trade feed lags does; a connection that drops meanwhile never sends what it held (a new
+  connection's snapshot covers only the last minute's last 50 trades). Streams read
+  `faults.trade_delay_ms(venue, now_ms)`.
 - Connection counts: `faults.connections(venue)`, `await faults.wait_connections(venue, n)`.
 
 HTTP (`fault_routes`, mounted under /_sim/faults):
@@ -58,6 +64,7 @@ class RestMode(StrEnum):
     GEO_BLOCKED = "451"
     UNAUTHORIZED = "401"
     SLOW = "slow"
+    UNAVAILABLE = "503"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +110,7 @@ class FaultController:
         self._changed: dict[Venue, asyncio.Event] = {venue: asyncio.Event() for venue in Venue}
         self._stalls: dict[Venue, int | None] = {}
         self._rest: dict[Venue, RestFault] = {}
+        self._trade_delays: dict[Venue, tuple[int, int | None]] = {}
 
     # ---------------------------------------------------------------- websocket
     def attach(self, venue: Venue) -> FaultInbox:
@@ -152,6 +160,26 @@ class FaultController:
             return False
         return True
 
+    # ---------------------------------------------------------------- late trades
+    def delay_trades(
+        self, venue: Venue, sim_seconds: float, *, for_sim_seconds: float | None = None
+    ) -> None:
+        """Hold `venue`'s trades back `sim_seconds` (for `for_sim_seconds`; None: until cleared)."""
+        now = self.clock.now_ms()
+        until = None if for_sim_seconds is None else now + int(for_sim_seconds * 1000)
+        self._trade_delays[venue] = (int(sim_seconds * 1000), until)
+
+    def trade_delay_ms(self, venue: Venue, now_ms: int) -> int:
+        """Return how far behind simulated time `now_ms` `venue`'s trade feed runs (0: live)."""
+        held = self._trade_delays.get(venue)
+        if held is None:
+            return 0
+        delay, until = held
+        if until is not None and now_ms >= until:
+            del self._trade_delays[venue]
+            return 0
+        return delay
+
     # ---------------------------------------------------------------- rest
     def set_rest(
         self,
@@ -181,6 +209,7 @@ class FaultController:
         """Clear every fault of `venue` (pending actions, stall, REST override)."""
         self._stalls.pop(venue, None)
         self._rest.pop(venue, None)
+        self._trade_delays.pop(venue, None)
         for inbox in self._inboxes[venue]:
             inbox.actions.clear()
             inbox.wake.set()
@@ -193,6 +222,7 @@ class FaultController:
                 "stalled": venue in self._stalls,
                 "stalled_until_ms": self._stalls.get(venue),
                 "rest": asdict(self._rest[venue]) if venue in self._rest else None,
+                "trade_delay_ms": self._trade_delays.get(venue, (0, None))[0],
                 "pending_ws": sum(len(i.actions) for i in self._inboxes[venue]),
             }
             for venue in Venue
