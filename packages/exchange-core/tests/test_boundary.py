@@ -186,3 +186,47 @@ async def test_a_wave_catches_its_series_up_after_missed_boundaries_in_the_same_
     cached = await cache.between(1, "BTC-USD", Timeframe.M15, 0, boundary)
     truth = sim.truth(Venue.COINBASE, "BTC-USD", fifteen, boundary - 5 * fifteen, boundary)
     assert [(c.open_time, c.close) for c in cached] == [(b.open_time, b.close) for b in truth]
+
+
+async def test_start_catches_every_timeframe_up_at_once(redis: Redis) -> None:
+    """Boundaries passed while the worker started are fetched at start, not at their next one."""
+    day_boundary = 1_796_428_800_000  # a UTC midnight: every higher timeframe closes at once
+    symbols = ["BTC-USD", "ETH-USD"]
+    tfs = (Timeframe.M15, Timeframe.H1, Timeframe.H4, Timeframe.D1)
+    async with running_sim(seed=9, speed=SPEED, start_ms=day_boundary - 8 * 60_000) as sim:
+        log, delivered = RequestLog(), []
+        service, client, cache = await _service(sim, redis, log, delivered)
+        service.set_symbols(symbols)
+        try:
+            # The startup backfill, before midnight.
+            for symbol in symbols:
+                for timeframe in tfs:
+                    bars = await client.get_candles(symbol, timeframe, limit=3)
+                    await cache.write_many([b for b in bars if b.closed])
+            await sim.clock.sleep_until(day_boundary + 60_000)  # midnight passes meanwhile
+            now = await client.server_time_ms()
+            requests_before = len(log.sent)
+            fetched = await asyncio.wait_for(service.start(now), 30)
+            candle_requests = len(log.sent) - requests_before
+            again = await asyncio.wait_for(service.catch_up(now), 30)
+            requests_again = len(log.sent) - requests_before - candle_requests
+        finally:
+            await service.aclose()
+            await client.aclose()
+            assert client._session is not None
+            await client._session.close()
+    assert sorted((c.symbol, c.timeframe) for c in fetched) == sorted(
+        (s, tf) for s in symbols for tf in tfs
+    )
+    assert candle_requests == len(symbols) * len(tfs)  # one per series, catch-up included
+    assert again == [] and requests_again == 0  # an up-to-date series costs nothing
+    assert service.due(day_boundary) == []  # the 5m close at midnight starts no second wave
+    for symbol in symbols:
+        for timeframe in tfs:
+            step = duration_ms(timeframe)
+            cached = await cache.between(1, symbol, timeframe, 0, 2**62)
+            assert cached[-1].open_time == floor_to_boundary(now, timeframe) - step
+            truth = sim.truth(Venue.COINBASE, symbol, step, cached[0].open_time, now)
+            assert [(c.open_time, c.close, c.closed) for c in cached] == [
+                (b.open_time, b.close, True) for b in truth
+            ], f"{symbol} {timeframe.value}"

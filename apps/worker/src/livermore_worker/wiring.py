@@ -354,7 +354,7 @@ class StreamingSession:
             symbols=symbols,
             user_ids=self._tier2,
         )
-        service.start_after(self.clock.now_ms())
+        service.start(self.clock.now_ms())  # bars that closed while starting: fetched now
         self.stage.followers.append(service)
         return service
 

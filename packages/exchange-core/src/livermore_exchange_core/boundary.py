@@ -7,6 +7,11 @@ symbols (however many symbols report that same 5m close), asking for the bar tha
 symbol whose answer lacks the bar is retried a few times with backoff; a bucket without trades
 never appears and is given up quietly. Every fetch goes through the shared rate limiter.
 
+Starting (`start`) catches every timeframe up at once: the bars that closed while the worker
+was starting (after its backfill, before streaming) are fetched as soon as streaming starts, not
+at each timeframe's next boundary (up to a day for 1d). Only series whose newest cached bar is
+older than the latest closed one are asked for.
+
 Each fetch also catches its series up: when the newest cached bar is older than the one before
 the just-closed bar (a boundary passed while the startup backfill ran, before the service
 started, during a stall that hid its 5m close, or its wave failed), the same request starts
@@ -36,7 +41,7 @@ from livermore_exchange_core.errors import FatalError, LivermoreExchangeError
 from livermore_exchange_core.reconciliation import CandleStore
 from livermore_schema.enums import Timeframe
 from livermore_schema.market import Candle
-from livermore_schema.timeframes import duration_ms, is_boundary
+from livermore_schema.timeframes import duration_ms, floor_to_boundary, is_boundary
 
 log = structlog.get_logger(__name__)
 
@@ -101,6 +106,35 @@ class BoundaryRestService:
         for timeframe in self._timeframes:
             self._last_boundary[timeframe] = max(self._last_boundary.get(timeframe, 0), boundary_ms)
 
+    def start(self, now_ms: int) -> asyncio.Task[list[Candle]]:
+        """Follow boundaries after `now_ms` and fetch, at once, what closed before it uncached.
+
+        `now_ms` is exchange time (0: unknown yet, then the task asks the exchange).
+        """
+        self.start_after(now_ms)
+        task = asyncio.create_task(self.catch_up(now_ms), name="boundary-catch-up")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def catch_up(self, now_ms: int = 0) -> list[Candle]:
+        """Fetch every timeframe's latest bar closed by `now_ms` (and older missed ones).
+
+        Series whose cache already holds that bar cost no request.
+        """
+        now = now_ms or await self._rest.server_time_ms()
+        jobs = [
+            (symbol, tf, floor_to_boundary(now, tf))
+            for tf in self._timeframes
+            for symbol in self._symbols
+        ]
+        results = await asyncio.gather(
+            *(self._fetch_closed(s, tf, b, only_missing=True) for s, tf, b in jobs)
+        )
+        fetched = [candle for candle in results if candle is not None]
+        self._log.info("boundary.caught_up", now_ms=now, series=len(jobs), fetched=len(fetched))
+        return fetched
+
     def due(self, boundary_ms: int) -> list[Timeframe]:
         """Return the timeframes whose boundary `boundary_ms` is and has not had its wave yet."""
         return [
@@ -148,17 +182,19 @@ class BoundaryRestService:
         return fetched
 
     async def _fetch_closed(
-        self, symbol: str, timeframe: Timeframe, boundary_ms: int
+        self, symbol: str, timeframe: Timeframe, boundary_ms: int, *, only_missing: bool = False
     ) -> Candle | None:
         lock = self._series_locks.setdefault((symbol, timeframe), asyncio.Lock())
         async with lock:
-            return await self._fetch_series(symbol, timeframe, boundary_ms)
+            return await self._fetch_series(symbol, timeframe, boundary_ms, only_missing)
 
     async def _fetch_series(
-        self, symbol: str, timeframe: Timeframe, boundary_ms: int
+        self, symbol: str, timeframe: Timeframe, boundary_ms: int, only_missing: bool = False
     ) -> Candle | None:
         open_time = boundary_ms - duration_ms(timeframe)
-        since = await self._missing_since(symbol, timeframe, open_time)
+        since = await self._missing_since(symbol, timeframe, open_time, only_missing)
+        if since is None:
+            return None
         backoff = Backoff(self._lag_retry, self._rng)
         while True:
             try:
@@ -185,8 +221,13 @@ class BoundaryRestService:
                 return found
             await asyncio.sleep(backoff.next_delay())
 
-    async def _missing_since(self, symbol: str, timeframe: Timeframe, open_time: int) -> int:
-        """Return where the fetch of the bar at `open_time` starts: after the newest cached bar."""
+    async def _missing_since(
+        self, symbol: str, timeframe: Timeframe, open_time: int, only_missing: bool = False
+    ) -> int | None:
+        """Return where the fetch of the bar at `open_time` starts: after the newest cached bar.
+
+        None (with `only_missing`): the cache holds that bar already, nothing to fetch.
+        """
         step = duration_ms(timeframe)
         newest = await self._cache.recent(
             self._exchange_id, symbol, timeframe, 1, user_id=self._user_ids.get(symbol)
@@ -194,6 +235,8 @@ class BoundaryRestService:
         if not newest:
             return open_time  # nothing to anchor on: the startup backfill owns history
         last_closed = newest[-1].open_time - (0 if newest[-1].closed else step)
+        if only_missing and last_closed >= open_time:
+            return None
         if last_closed >= open_time - step:
             return open_time
         self._log.info(
