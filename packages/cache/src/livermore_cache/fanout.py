@@ -4,13 +4,16 @@
 control-response channel. Each alert listener has a bounded buffer: a listener that falls that
 far behind is closed (`slow_client`), never blocking the others. Command waiters are woken by
 correlation id and re-read the stored response now and then, so a reconnect never loses an
-answer. Malformed payloads are counted, logged and skipped.
+answer. Malformed payloads are counted, logged and skipped. A subscription whose connection fails
+past its retries is replaced by a new one (on a cluster, on any live node: a classic PUBLISH
+reaches them all), retried with backoff for as long as it takes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
@@ -19,6 +22,7 @@ from uuid import UUID
 
 import structlog
 from pydantic import ValidationError
+from redis.asyncio.cluster import RedisCluster
 
 from livermore_cache import channels, keys
 from livermore_cache.client import RedisClient
@@ -34,6 +38,8 @@ Transform = Callable[[AlertEvent], T | None]
 
 _RECHECK_S = 1.0
 _TICK_S = 0.5
+_RESUBSCRIBE_S = 2.0
+"""How long a new subscription may take to be confirmed before it is tried again."""
 
 
 class FanoutFullError(Exception):
@@ -135,20 +141,31 @@ class ChannelFanout:
         self.dropped = 0
 
     async def __aenter__(self) -> ChannelFanout:
-        pubsub: Any = self._redis.pubsub()
+        self._pubsub = await self._subscribe(None)
+        self._reader = asyncio.create_task(self._read(), name="channel-fanout")
+        return self
+
+    async def _subscribe(self, within_s: float | None, node: Any = None) -> Any:
+        """Return a new pub/sub connection (on `node` of a cluster) once both patterns hold."""
+        if isinstance(self._redis, RedisCluster):
+            # the cluster pubsub picks its node from the slot map (KeyError before it is read)
+            await self._redis.initialize()
+        pubsub: Any = self._redis.pubsub() if node is None else self._redis.pubsub(node=node)
+        deadline = None if within_s is None else time.monotonic() + within_s
         try:
             await pubsub.psubscribe(channels.ALL_ALERTS_PATTERN, channels.responses_pattern())
             pending = 2
             while pending:
-                message = await pubsub.get_message(timeout=None)
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError("pattern subscriptions not confirmed")
+                message = await pubsub.get_message(timeout=left)
                 if message is not None and message["type"] == "psubscribe":
                     pending -= 1
         except BaseException:
             await pubsub.aclose()
             raise
-        self._pubsub = pubsub
-        self._reader = asyncio.create_task(self._read(), name="channel-fanout")
-        return self
+        return pubsub
 
     async def __aexit__(
         self,
@@ -244,17 +261,48 @@ class ChannelFanout:
         backoff = 0.1
         while not self._stopping:
             try:
+                if self._pubsub is None:
+                    self._pubsub = await self._resubscribe()
+                    log.info("fanout.resubscribed")
                 message = await self._pubsub.get_message(
                     ignore_subscribe_messages=True, timeout=_TICK_S
                 )
             except Exception as err:  # the connection failed past its retries: retry forever
                 log.warning("fanout.read_failed", error=repr(err), retry_in_s=backoff)
+                await self._drop()
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, 2.0)
                 continue
             backoff = 0.1
             if message is not None and message["type"] == "pmessage":
                 self._dispatch(_text(message["channel"]), message["data"])
+
+    async def _resubscribe(self) -> Any:
+        if not isinstance(self._redis, RedisCluster):
+            return await self._subscribe(_RESUBSCRIBE_S)
+        # A classic PUBLISH reaches every node of a cluster, replicas too: any live node will do,
+        # so the subscription is back before the failed master's slots have moved.
+        failure: Exception = ConnectionError("the cluster has no known node")
+        for node in self._redis.get_nodes():
+            try:
+                return await self._subscribe(_RESUBSCRIBE_S, node)
+            except Exception as err:
+                failure = err
+        raise failure
+
+    async def _drop(self) -> None:
+        """Close a failed subscription; the next one is made anew, on a live node.
+
+        On a cluster the old one is bound to its node, which may be gone (a killed master):
+        the slot map is read again, so the new one is tried on the nodes the cluster has now.
+        """
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+        if isinstance(self._redis, RedisCluster):
+            with contextlib.suppress(Exception):
+                await self._redis.nodes_manager.initialize()
 
     def _dispatch(self, channel: str, data: Any) -> None:
         try:
