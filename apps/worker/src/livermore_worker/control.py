@@ -3,8 +3,9 @@
 Each command gets `ack`, then `success` (with the handler's `data`) or `error`, all carrying its
 correlation id; a malformed command whose correlation id can still be read, or an expired one
 (older than `COMMAND_TTL`), gets an `error`. Only the lease holder runs a listener, and its inbox
-reads only while the lease is valid (`CommandInbox.next`), so a standby never consumes commands; an entry is acknowledged in the stream only after its final response, so
-a command interrupted by a crash runs again on the worker that takes over.
+reads only while the lease is valid (`CommandInbox.next`), so a standby never consumes commands;
+an entry is acknowledged in the stream only after its final response, so a command interrupted by
+a crash runs again on the worker that takes over.
 
 Priority: the listener takes every command already waiting (up to `batch`) and runs them in
 `(priority, type rank, arrival)` order, where the type rank puts start/stop/pause/resume first,
