@@ -113,6 +113,11 @@ def alert_outbox_key(exchange_id: int) -> str:
     return f"alertoutbox:{exchange_id}"
 
 
+def repairs_key(exchange_id: int) -> str:
+    """Unfinished gap repairs of an exchange (hash, one field per series) a successor resumes."""
+    return f"repairs:{exchange_id}"
+
+
 def confluence_claim_key(asset: str, timeframe: Timeframe, kind: str, direction: str) -> str:
     """Exchange time of the last confluence published for one asset, signal kind and direction."""
     return f"alertconfluence:{asset}:{timeframe.value}:{kind}:{direction}"

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from livermore_exchange_core.backoff import Backoff, BackoffPolicy
-from livermore_exchange_core.errors import (
-    DataNotReadyError,
-    LivermoreExchangeError,
-    RetryableError,
-)
+from livermore_cache.repairs import PendingRepair
+from livermore_exchange_core.errors import DataNotReadyError
 from livermore_exchange_core.events import GapNotice
 from livermore_schema.enums import Timeframe
 from livermore_schema.market import Candle
@@ -33,40 +28,32 @@ class Repairer(Protocol):
 
 
 class GapFetcher:
-    """Asks a `Repairer` for a gap's bars until it has them all (or gives up)."""
+    """Asks a `Repairer` for a gap's bars and checks it has them all (`RepairGates` retries)."""
 
-    def __init__(self, repairer: Repairer | None, backoff: BackoffPolicy | None, log: Any) -> None:
+    def __init__(self, repairer: Repairer | None, log: Any) -> None:
         self._repairer = repairer
-        self._backoff = backoff or BackoffPolicy(base_s=0.5, cap_s=10.0, max_attempts=6)
         self._log = log
 
     async def fetch(self, series: Series, since: int, notice: GapNotice) -> Sequence[Candle]:
-        """Return the closed bars of `[since, notice.until_ms)`, retrying what REST lacks yet."""
+        """Return the closed bars of `[since, notice.until_ms)`.
+
+        Raises:
+            DataNotReadyError: a contiguous venue's REST lacks bars of the range yet.
+            LivermoreExchangeError: the request failed.
+        """
         assert self._repairer is not None
-        backoff = Backoff(self._backoff, random.Random())
-        while True:
-            try:
-                bars = await self._repairer.repair(series[0], series[1], since, notice.until_ms)
-                _check_complete(bars, series, since, notice)
-            except RetryableError as err:
-                if backoff.exhausted():
-                    raise
-                delay = err.retry_after_s or backoff.next_delay()
-                self._log.warning("pipeline.repair_retry", symbol=series[0], delay_s=delay)
-                await asyncio.sleep(delay)
-                continue
-            except LivermoreExchangeError:
-                raise
-            self._log.info(
-                "pipeline.repaired",
-                symbol=series[0],
-                timeframe=series[1].value,
-                since_ms=since,
-                until_ms=notice.until_ms,
-                bars=len(bars),
-                reason=notice.reason,
-            )
-            return [b for b in bars if b.closed and since <= b.open_time < notice.until_ms]
+        bars = await self._repairer.repair(series[0], series[1], since, notice.until_ms)
+        _check_complete(bars, series, since, notice)
+        self._log.info(
+            "pipeline.repaired",
+            symbol=series[0],
+            timeframe=series[1].value,
+            since_ms=since,
+            until_ms=notice.until_ms,
+            bars=len(bars),
+            reason=notice.reason,
+        )
+        return [b for b in bars if b.closed and since <= b.open_time < notice.until_ms]
 
 
 def _check_complete(bars: Sequence[Candle], series: Series, since: int, notice: GapNotice) -> None:
@@ -88,6 +75,28 @@ class Revision:
 
 
 @dataclass(frozen=True, slots=True)
+class Resumed:
+    """A queued repair inherited from a previous holder (durable `PendingRepair`)."""
+
+    notice: GapNotice
+    opened_ms: int
+
+    @classmethod
+    def of(cls, repair: PendingRepair) -> Resumed:
+        """Return the queue item of a stored pending repair."""
+        notice = GapNotice(
+            repair.symbol,
+            repair.timeframe,
+            repair.since_ms,
+            repair.until_ms,
+            repair.ready_at_ms,
+            repair.reason,
+            repair.contiguous,
+        )
+        return cls(notice, repair.opened_ms)
+
+
+@dataclass(frozen=True, slots=True)
 class RepairDone:
     """A queued end of a gap repair: the series and every closed bar REST returned."""
 
@@ -102,6 +111,41 @@ class Gate:
     notice: GapNotice
     waiting: list[Candle | GapNotice | Revision] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
+    opened_ms: int = 0
+    """Wall-clock time (epoch ms) the series was first gated (kept across follow-up notices)."""
+
+
+Waiting = list[Candle | GapNotice | Revision]
+Merged = tuple[dict[int, Candle], set[int], list[Candle], Gate | None]
+
+
+def merge_waiting(gate: Gate, repaired: Sequence[Candle]) -> Merged:
+    """Merge a finished repair with what waited behind its gate.
+
+    Returns the bars to deliver by open time (a live closed bar wins over its REST copy), the
+    open times seen live, the revisions of bars delivered before the gate, and the gate of the
+    next notice that waited (None: the series is whole).
+    """
+    ready: dict[int, Candle] = {bar.open_time: bar for bar in repaired}
+    live: set[int] = set()
+    revisions: list[Candle] = []
+    for position, item in enumerate(gate.waiting):
+        if isinstance(item, GapNotice):
+            return (
+                ready,
+                live,
+                revisions,
+                Gate(item, gate.waiting[position + 1 :], None, gate.opened_ms),
+            )
+        if isinstance(item, Revision):
+            if item.candle.open_time in live:
+                ready[item.candle.open_time] = item.candle  # its first copy is still here
+            else:
+                revisions.append(item.candle)
+            continue
+        ready[item.open_time] = item
+        live.add(item.open_time)
+    return ready, live, revisions, None
 
 
 def symbol_of(item: object) -> str | None:
@@ -113,4 +157,6 @@ def symbol_of(item: object) -> str | None:
             return item.candle.symbol
         case RepairDone():
             return item.series[0]
+        case Resumed():
+            return item.notice.symbol
     return None

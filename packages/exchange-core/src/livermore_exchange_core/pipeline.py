@@ -5,8 +5,15 @@ what is new (each series is delivered once per bar, in open-time order), and han
 that is ready at once to the `ClosedBarStage` as one burst: cache write -> close publish ->
 indicator -> alert, in a few pipelined round trips for the whole burst (see `stage`).
 
-A `GapNotice` closes a gate on its series: later live bars wait while the missing range is
-fetched over REST, then the repaired bars and the waiting live bars join a burst, oldest first.
+A `GapNotice` closes a gate on its series (`gates`): later live bars wait while the missing range
+is fetched over REST, then the repaired and the waiting bars join a burst, oldest first. A
+repair never gives up and is durable, so a series' alerts resume only once its history is whole,
+and a successor resumes what is left (`resume`). Repaired bars, and those a start catches up on
+(`catch_up`), are *delayed*: their alerts say so (SPEC section 7).
+
+No bar is lost on a failed flush (`held`): the bars are kept, later ones queue behind them, the
+lot is retried with backoff; `stats.delivered` counts only flushed bars. Bars still unflushed at
+stop are recorded as pending repairs (best effort: the store may be what failed).
 
 A *revision* (`on_candle_revised`: late data corrected a bar already delivered) ends the burst
 being built (so the series keeps its order) and goes through `ClosedBarStage.revise`. A revision
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -28,17 +35,20 @@ import structlog
 
 from livermore_cache.candles import CandleCache
 from livermore_cache.pubsub import Publisher
+from livermore_cache.repairs import PendingRepair, RepairStore
 from livermore_cache.tickers import OrderBookCache, TickerCache
 from livermore_exchange_core import gaps
+from livermore_exchange_core.alerts.claims import BarKey
 from livermore_exchange_core.backoff import BackoffPolicy
 from livermore_exchange_core.clock import ExchangeClock
 from livermore_exchange_core.coalesce import BookCoalescer, TickerCoalescer
 from livermore_exchange_core.events import AdapterLifecycle, GapNotice
+from livermore_exchange_core.gates import RepairGates
+from livermore_exchange_core.held import FLUSH_RETRY, HeldBars
 from livermore_exchange_core.orderbook import BookTop
-from livermore_exchange_core.stage import ClosedBarStage
+from livermore_exchange_core.stage import BurstFailed, ClosedBarStage
 from livermore_schema.enums import Timeframe
 from livermore_schema.market import Candle, Ticker
-from livermore_schema.timeframes import duration_ms
 
 log = structlog.get_logger(__name__)
 
@@ -57,9 +67,16 @@ class PipelineStats:
     repair_failures: int = 0
     bursts: int = 0
     burst_failures: int = 0
+    held: int = 0
+    """Bars of failed flushes waiting for their retry."""
 
 
 _STOP = object()
+_RETRY = object()
+
+
+def _key(candle: Candle) -> BarKey:
+    return (candle.symbol, candle.timeframe, candle.open_time)
 
 
 class CandlePipeline:
@@ -86,15 +103,16 @@ class CandlePipeline:
         order_books: OrderBookCache | None = None,
         book_flush_s: float = 0.25,
         repair_backoff: BackoffPolicy | None = None,
+        repair_store: RepairStore | None = None,
         rest_lag_ms: int = 3_000,
         max_concurrent_repairs: int = 16,
         max_burst: int = 10_000,
+        flush_retry: BackoffPolicy = FLUSH_RETRY,
     ) -> None:
         self._exchange_id = exchange_id
         self._exchange_name = exchange_name
         self._candles = candles
         self._publisher = publisher
-        self._repairer = repairer
         self._clock = clock
         self.stage = stage or ClosedBarStage(
             candles=candles, publisher=publisher, user_id=user_id, tier2_users=tier2_users
@@ -105,26 +123,42 @@ class CandlePipeline:
             None if order_books is None else BookCoalescer(order_books, book_flush_s)
         )
         self._lifecycle_hook = on_lifecycle
-        self._rest_lag_ms = rest_lag_ms
         self._max_burst = max_burst
-        # A reconnect gates every series at once; repairs share Redis and the REST limiter.
-        self._repair_slots = asyncio.Semaphore(max_concurrent_repairs)
         self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=50_000)
         self._last: dict[gaps.Series, int] = {}
-        self._gates: dict[gaps.Series, gaps.Gate] = {}
-        self._gates_open = asyncio.Event()
-        self._gates_open.set()
         self._burst: list[Candle] = []
-        self._repairs: set[asyncio.Task[None]] = set()
+        self._delayed: set[BarKey] = set()  # bars of the burst and of `_held` not seen live
+        self._late: set[BarKey] = set()  # caught-up bars still queued or gated
+        self._settling: set[gaps.Series] = set()  # repaired series whose bars await a flush
+        self._flushed = asyncio.Event()  # set by a successful flush, cleared by a failed one
         self._forgotten: set[str] = set()
         self.stats = PipelineStats()
         self._log = log.bind(exchange=exchange_name)
-        self._fetcher = gaps.GapFetcher(repairer, repair_backoff, self._log)
+        self._held = HeldBars(flush_retry, self._wake, self._log)
+        self.repairs = RepairGates(
+            exchange_id=exchange_id,
+            candles=candles,
+            repairer=repairer,
+            clock=clock,
+            post=self._queue.put,
+            last=self._last,
+            tier2_user=lambda symbol: self.stage.tier2_users.get(symbol),
+            log=self._log,
+            store=repair_store,
+            retry=repair_backoff,
+            rest_lag_ms=rest_lag_ms,
+            max_concurrent=max_concurrent_repairs,
+        )
+        """The gated series and their repairs (`gates`)."""
 
     @property
     def pending_repairs(self) -> int:
         """Series whose live bars wait behind a gap that REST has not filled yet."""
-        return len(self._gates)
+        return self.repairs.pending
+
+    def oldest_repair_age_s(self) -> float | None:
+        """Return how long the oldest pending repair has waited (None: none pending)."""
+        return self.repairs.oldest_age_s()
 
     # ------------------------------------------------------------------ MarketDataSink
 
@@ -158,11 +192,7 @@ class CandlePipeline:
             self._forgotten -= names
             return
         self._forgotten |= names
-        for series in [s for s in self._gates if s[0] in names]:
-            if (task := self._gates.pop(series).task) is not None:
-                task.cancel()
-        if not self._gates:
-            self._gates_open.set()
+        self.repairs.forget(names)
 
     async def on_gap(self, notice: GapNotice) -> None:
         """Queue a gap notice (it gates its series from here on)."""
@@ -171,6 +201,17 @@ class CandlePipeline:
     async def on_lifecycle(self, event: AdapterLifecycle) -> None:
         """Queue a lifecycle event (published in stream order)."""
         await self._queue.put(event)
+
+    async def resume(self, pending: Iterable[PendingRepair]) -> None:
+        """Queue the repairs a previous holder left unfinished (gated before live bars)."""
+        for repair in pending:
+            await self._queue.put(gaps.Resumed.of(repair))
+
+    async def catch_up(self, bars: Iterable[Candle]) -> None:
+        """Queue stored bars no alert has judged yet (each series oldest first): delayed bars."""
+        for candle in bars:
+            self._late.add(_key(candle))
+            await self._queue.put(candle)
 
     # ------------------------------------------------------------------ running
 
@@ -199,29 +240,27 @@ class CandlePipeline:
             for coalescer in coalescers:
                 coalescer.stop()
             await asyncio.gather(*flushers)
-            for task in list(self._repairs):
-                task.cancel()
-            for task in list(self._repairs):
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await self.repairs.aclose()
+            if self._held:  # recorded for whoever serves next
+                await self.repairs.record_unflushed(self._held.bars)
 
     async def stop(self) -> None:
         """Finish what is queued, flush tickers, then make `run()` return."""
         await self._queue.put(_STOP)
 
     async def drain(self) -> None:
-        """Return once every queued item is processed and no series waits for a repair."""
+        """Return once every queued item is processed and flushed and no series is gated."""
         while True:
             await self._queue.join()
-            if not self._gates:
+            if not self.repairs.gates and not self._held:
                 return
-            await self._gates_open.wait()
+            await (self.repairs.all_open if self.repairs.gates else self._flushed).wait()
 
     async def _handle_all(self, items: list[object]) -> bool:
         """Handle items in order, bars collected into one burst; return True on `_STOP`."""
         for item in items:
             if item is _STOP:
-                await self._flush_burst()
+                await self._flush_burst(force=True)
                 return True
             try:
                 await self._handle(item)
@@ -239,35 +278,61 @@ class CandlePipeline:
             case gaps.Revision():
                 await self._on_revision(item)
             case GapNotice():
-                self._on_notice(item)
+                self.repairs.open(item)
+            case gaps.Resumed():
+                self.repairs.open(item.notice, item.opened_ms)
             case gaps.RepairDone():
                 await self._finish_repair(item)
             case AdapterLifecycle():
                 await self._flush_burst()
                 await self._publish_lifecycle(item)
 
-    async def _flush_burst(self) -> None:
-        bars, self._burst = self._burst, []
+    async def _flush_burst(self, *, force: bool = False) -> None:
+        """Send the held bars and the burst; on failure keep what did not go (never drop it)."""
+        if self._held.waiting() and not force:
+            self._held.bars.extend(self._burst)  # behind the held bars of their series
+            self._burst = []
+            return
+        bars, self._burst = [*self._held.take(), *self._burst], []
         if not bars:
             return
         self.stats.bursts += 1
         try:
-            await self.stage.process(bars)
-        except Exception:
+            await self.stage.process(bars, self._delayed)
+        except Exception as error:
+            failed = error.bars if isinstance(error, BurstFailed) else bars
+            self._held.hold(failed, error)
+            self._flushed.clear()
+            self._delayed &= {_key(c) for c in failed}
             self.stats.burst_failures += 1
-            self._log.exception("pipeline.burst_failed", bars=len(bars))
+            self.stats.delivered += len(bars) - len(failed)
+            self.stats.held = len(failed)
+            return
+        self.stats.delivered += len(bars)
+        self.stats.held = 0
+        self._delayed.clear()
+        self._held.flushed(len(bars))
+        self._flushed.set()
+        if self._settling:
+            settled, self._settling = self._settling, set()
+            await self.repairs.settle(settled)
+
+    def _wake(self) -> None:
+        """Queue a retry of the held bars (a full queue brings the loop round anyway)."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(_RETRY)
 
     # ------------------------------------------------------------------ candles
 
     def _on_live_candle(self, candle: Candle) -> None:
-        gate = self._gates.get((candle.symbol, candle.timeframe))
+        gate = self.repairs.get((candle.symbol, candle.timeframe))
         if gate is not None:
             gate.waiting.append(candle)
         else:
             self._deliver(candle)
 
     async def _on_revision(self, revision: gaps.Revision) -> None:
-        gate = self._gates.get((revision.candle.symbol, revision.candle.timeframe))
+        gate = self.repairs.get((revision.candle.symbol, revision.candle.timeframe))
         if gate is not None:
             gate.waiting.append(revision)
         else:
@@ -281,6 +346,8 @@ class CandlePipeline:
             self._deliver(candle)  # the first copy never went out: this one is the bar
             return
         await self._flush_burst()  # the bars before it go first, in order
+        if self._held.replace(candle):
+            return  # its first copy is still held: this one goes out instead
         await self.stage.revise(candle)
         self.stats.revised += 1
         self._log.info(
@@ -290,105 +357,39 @@ class CandlePipeline:
             open_time=candle.open_time,
         )
 
-    def _deliver(self, candle: Candle) -> None:
+    def _deliver(self, candle: Candle, *, delayed: bool = False) -> None:
+        """Add a new closed bar to the burst (counted as delivered once it is flushed)."""
         series = (candle.symbol, candle.timeframe)
         last = self._last.get(series)
+        key = _key(candle)
+        late = key in self._late
+        if late:
+            self._late.discard(key)
         if not candle.closed or candle.synthetic or (last is not None and candle.open_time <= last):
             self.stats.duplicates += 1
             return
         self._last[series] = candle.open_time
-        self.stats.delivered += 1
+        if delayed or late:
+            self._delayed.add(key)
         self._burst.append(candle)
 
     # ------------------------------------------------------------------ gaps
 
-    def _on_notice(self, notice: GapNotice) -> None:
-        series = (notice.symbol, notice.timeframe)
-        gate = self._gates.get(series)
-        if gate is not None:
-            gate.waiting.append(notice)
-            return
-        self._gates[series] = gaps.Gate(notice)
-        self._gates_open.clear()
-        self._start_repair(series, notice)
-
-    def _start_repair(self, series: gaps.Series, notice: GapNotice) -> None:
-        task = asyncio.get_running_loop().create_task(self._repair(series, notice))
-        self._gates[series].task = task
-        self._repairs.add(task)
-        task.add_done_callback(self._repairs.discard)
-
-    async def _repair(self, series: gaps.Series, notice: GapNotice) -> None:
-        bars: Sequence[Candle] = ()
-        repairer = self._repairer
-        try:
-            async with self._repair_slots:
-                since = await self._repair_start(series, notice)
-            if since is not None and since < notice.until_ms and repairer is not None:
-                # REST decides "closed" on its own estimate of exchange time; give it a margin.
-                await self._clock.wait_until(notice.ready_at_ms + self._rest_lag_ms)
-                async with self._repair_slots:
-                    self.stats.repairs += 1
-                    bars = await self._fetcher.fetch(series, since, notice)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            self.stats.repair_failures += 1
-            self._log.exception("pipeline.repair_failed", symbol=series[0], timeframe=series[1])
-        await self._queue.put(gaps.RepairDone(series, bars))
-
-    async def _repair_start(self, series: gaps.Series, notice: GapNotice) -> int | None:
-        step = duration_ms(series[1])
-        last = self._last.get(series)
-        if last is not None:
-            return last + step
-        if notice.since_ms is not None:
-            return notice.since_ms
-        recent = await self._candles.recent(
-            self._exchange_id,
-            series[0],
-            series[1],
-            2,
-            user_id=self.stage.tier2_users.get(series[0]),
-        )
-        closed = [c.open_time for c in recent if c.closed]
-        if closed:
-            self._last[series] = closed[-1]
-            return closed[-1] + step
-        return None  # nothing to anchor on: the startup backfill owns history
-
     async def _finish_repair(self, done: gaps.RepairDone) -> None:
-        gate = self._gates[done.series]
+        gate = self.repairs.gates[done.series]
         self.stats.repaired += len(done.bars)
-        ready: dict[int, Candle] = {bar.open_time: bar for bar in done.bars}
-        live: set[int] = set()
-        revisions: list[Candle] = []
-        rest: list[Candle | GapNotice | gaps.Revision] = []
-        for position, item in enumerate(gate.waiting):
-            if isinstance(item, GapNotice):
-                rest = gate.waiting[position:]
-                break
-            if isinstance(item, gaps.Revision):
-                if item.candle.open_time in live:
-                    ready[item.candle.open_time] = item.candle  # its first copy is still here
-                else:
-                    revisions.append(item.candle)
-                continue
-            ready[item.open_time] = item  # a live closed bar wins over its REST copy
-            live.add(item.open_time)
+        self.stats.repairs = self.repairs.attempts
+        self.stats.repair_failures = self.repairs.failures
+        ready, live, revisions, rest = gaps.merge_waiting(gate, done.bars)
         for open_time in sorted(ready):
-            self._deliver(ready[open_time])
+            self._deliver(ready[open_time], delayed=open_time not in live)  # not seen live
         for candle in revisions:
             await self._revise(candle)
-        if rest:
-            notice = rest[0]
-            assert isinstance(notice, GapNotice)
-            self._gates[done.series] = gaps.Gate(notice, rest[1:])
-            self._start_repair(done.series, notice)
+        if rest is not None:
+            self.repairs.follow(done.series, rest)
             return
-        del self._gates[done.series]
-        if not self._gates:
-            self._gates_open.set()
+        self.repairs.close(done.series)
+        self._settling.add(done.series)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -23,7 +23,11 @@ rebuilt from the corrected history (`IndicatorCalculator.on_closed_candle`), its
 re-published and judged again: a changed value of the last judged bar may fire what it newly
 triggers (`delayed`), never a label twice for the same bar.
 
-`flush` is one call per burst so a caller can retry or re-queue a burst whose flush failed.
+A burst whose flush fails raises `BurstFailed` naming the bars that were not flushed (a part
+that went out is done); their series' indicator state is dropped, so when the caller hands the
+same bars in again (`CandlePipeline` keeps them, never drops them) the series is re-seeded from
+the cache and every bar is rated and judged once, in order. Bars in `delayed` (repaired, or
+caught up at start) fire their alerts flagged `delayed`.
 Closed bars, published alerts and the close->alert lag (a burst entering the stage -> its alerts
 published) are counted per exchange in `telemetry`, once per burst.
 """
@@ -42,7 +46,7 @@ import structlog
 from livermore_cache.batch import WriteBatch
 from livermore_cache.candles import CandleCache
 from livermore_cache.pubsub import Publisher
-from livermore_exchange_core.alerts.claims import Planned, Rated
+from livermore_exchange_core.alerts.claims import NONE_DELAYED, Delayed, Planned, Rated
 from livermore_exchange_core.alerts.evaluator import AlertEvaluator
 from livermore_exchange_core.indicators.calculator import IndicatorCalculator
 from livermore_exchange_core.telemetry import ExchangeTraffic, traffic
@@ -50,6 +54,15 @@ from livermore_schema.enums import Timeframe
 from livermore_schema.market import Candle
 
 log = structlog.get_logger(__name__)
+
+
+class BurstFailed(Exception):
+    """A burst's flush failed: `bars` (each series oldest first) were not written or announced."""
+
+    def __init__(self, bars: Sequence[Candle], cause: Exception) -> None:
+        super().__init__(f"{len(bars)} bars not flushed: {type(cause).__name__}: {cause}")
+        self.bars = list(bars)
+        self.cause = cause
 
 
 class CloseFollower(Protocol):
@@ -80,6 +93,7 @@ class Burst:
     cold: list[Candle] = field(default_factory=list)
     values: list[Rated] = field(default_factory=list)
     evaluator: AlertEvaluator | None = None
+    delayed: Delayed = NONE_DELAYED
     claims: list[Planned] = field(default_factory=list)
     """Alert claims queued behind the writes (settled with the flush's replies)."""
 
@@ -117,42 +131,63 @@ class ClosedBarStage:
         prepared, so Redis runs one part while this process rates the next."""
         self.stats = StageStats()
 
-    async def process(self, bars: Sequence[Candle]) -> None:
+    async def process(self, bars: Sequence[Candle], delayed: Delayed = NONE_DELAYED) -> None:
         """Run one burst of new closed bars (each series oldest first) through the whole path.
 
         Raises:
-            redis.exceptions.RedisError: the burst's write failed (nothing after it ran).
+            BurstFailed: a part's write failed; it names the bars not flushed (nothing after
+                their write ran), the rest went through.
         """
         entered = time.perf_counter()
         evaluator = self.evaluator
         if evaluator is not None:  # the claims are planned on the stored alert states
             await evaluator.prefetch([(c.symbol, c.timeframe) for c in bars if self._rated(c)])
         parts = _parts(bars, self.part_size)
-        if len(parts) == 1:  # between boundaries: no task, no extra turn of the loop
-            burst = self.prepare(parts[0], evaluator)
-            if burst.bars:
-                await self._finish(burst, await self.flush(burst), entered)
-            return
         flights: list[tuple[Burst, asyncio.Future[list[Any]]]] = []
         for part in parts:
-            burst = self.prepare(part, evaluator)
-            if burst.bars:
-                flights.append((burst, asyncio.ensure_future(self.flush(burst))))
-                await asyncio.sleep(0)  # it goes out while the next part is prepared
+            burst = self.prepare(part, evaluator, delayed)
+            if not burst.bars:
+                continue
+            if len(parts) == 1:  # between boundaries: no task, no extra turn of the loop
+                try:
+                    replies = await self.flush(burst)
+                except Exception as error:
+                    raise self._failed(burst.bars, error) from error
+                await self._finish(burst, replies, entered)
+                return
+            flights.append((burst, asyncio.ensure_future(self.flush(burst))))
+            await asyncio.sleep(0)  # it goes out while the next part is prepared
+        unflushed: list[Candle] = []
         failure: Exception | None = None
         for burst, flight in flights:  # the first part's alerts go out while the rest fly
             try:
                 replies = await flight
             except Exception as error:
                 failure = failure or error
+                unflushed.extend(burst.bars)
                 continue
             await self._finish(burst, replies, entered)
         if failure is not None:
-            raise failure
+            raise self._failed(unflushed, failure) from failure
 
-    def prepare(self, bars: Sequence[Candle], evaluator: AlertEvaluator | None = None) -> Burst:
+    def _failed(self, bars: Sequence[Candle], error: Exception) -> BurstFailed:
+        """Forget the indicator state the failed bars advanced (re-seeded when they return)."""
+        series = {(c.symbol, c.timeframe) for c in bars}
+        if self.evaluator is not None:
+            self.evaluator.forget(series)
+        if self._calculator is not None:
+            for symbol, timeframe in series:
+                self._calculator.reset(symbol, timeframe)
+        return BurstFailed(bars, error)
+
+    def prepare(
+        self,
+        bars: Sequence[Candle],
+        evaluator: AlertEvaluator | None = None,
+        delayed: Delayed = NONE_DELAYED,
+    ) -> Burst:
         """Queue a burst's writes, publishes and (with `evaluator`) alert claims; no I/O."""
-        burst = Burst(self._candles.batch(), evaluator=evaluator)
+        burst = Burst(self._candles.batch(), evaluator=evaluator, delayed=delayed)
         cold: set[tuple[str, Timeframe]] = set()
         for candle in bars:
             if not candle.closed or candle.synthetic:
@@ -173,7 +208,7 @@ class ClosedBarStage:
             self._calculator.add_value(burst.batch, value, user_id)
             burst.values.append((value, user_id))
         if evaluator is not None:
-            burst.claims = evaluator.queue_claims(burst.batch, burst.values)
+            burst.claims = evaluator.queue_claims(burst.batch, burst.values, delayed)
         return burst
 
     async def flush(self, burst: Burst) -> list[Any]:
@@ -207,7 +242,7 @@ class ClosedBarStage:
         self.stats.bursts += 1
         self.stats.bars += len(burst.bars)
         self.stats.values += len(seeded)
-        _count_alerts(counts, await self._evaluate(seeded), entered)
+        _count_alerts(counts, await self._evaluate(seeded, burst.delayed), entered)
         self._tell_followers(burst.bars)
 
     def _tell_followers(self, bars: Sequence[Candle]) -> None:
@@ -245,13 +280,13 @@ class ClosedBarStage:
             and (self.timeframes is None or candle.timeframe in self.timeframes)
         )
 
-    async def _evaluate(self, values: list[Rated]) -> int:
+    async def _evaluate(self, values: list[Rated], delayed: Delayed = NONE_DELAYED) -> int:
         """Evaluate values outside a burst's flush; return how many alerts were published."""
         evaluator = self.evaluator
         if evaluator is None or not values:
             return 0
         try:
-            fired = await evaluator.evaluate_many(values)
+            fired = await evaluator.evaluate_many(values, delayed)
         except Exception:
             log.exception("stage.alerts_failed", values=len(values))
             return 0

@@ -151,6 +151,8 @@ class WorkerSettings(BaseSettings):
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     connect_timeout_s: float = Field(default=30.0, gt=0)
     alert_cooldown_s: float = Field(default=300.0, ge=0)
+    repair_retry_cap_s: float = Field(default=60.0, gt=0)
+    """Longest pause between two attempts of a gap repair REST cannot fill yet (never abandoned)."""
     discord_webhook_url: SecretStr | None = None
 
     def tier1_limit_for(self, exchange_name: str) -> int:

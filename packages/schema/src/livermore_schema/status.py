@@ -52,6 +52,10 @@ class ConnectionStatus(Message):
     failed_symbols: dict[str, str] = Field(default_factory=dict)
     """Symbols the exchange refused to stream, with its reason; the rest stream."""
     position_sync: list[AccountSyncStatus] = Field(default_factory=list)
+    pending_repairs: int = Field(default=0, ge=0)
+    """Series whose gap REST has not filled yet (their alerts wait until it has)."""
+    oldest_repair_age_s: float | None = Field(default=None, ge=0)
+    """How long the oldest pending repair has waited (None: none pending)."""
 
     def is_stale(self, now: datetime, missed_beats: int = 3) -> bool:
         """Return whether `missed_beats` heartbeats have been missed at `now`."""

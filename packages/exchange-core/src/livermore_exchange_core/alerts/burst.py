@@ -7,11 +7,14 @@ single-key GETs queued on the burst's `WriteBatch`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from livermore_cache import keys
 from livermore_cache.batch import WriteBatch
-from livermore_schema.alerts import TimeframeContext
+from livermore_exchange_core.alerts.rules import Trigger, compute_bias
+from livermore_exchange_core.symbols.assets import AssetRef
+from livermore_schema.alerts import AlertEvent, TimeframeContext
 from livermore_schema.enums import Stage, Timeframe
 from livermore_schema.indicators import IndicatorValue
 from livermore_schema.market import Ticker
@@ -58,4 +61,47 @@ def context_rows(
         )
         for tf in sorted(readings, key=duration_ms)
         for reading in (readings[tf],)
+    ]
+
+
+def make_events(
+    value: IndicatorValue,
+    fired: Sequence[Trigger],
+    price: float,
+    contexts: list[TimeframeContext],
+    delayed: bool,
+    source: tuple[int, str],
+    ref: AssetRef | None,
+) -> list[tuple[AlertEvent, Trigger]]:
+    """Return the AlertEvent of each fired trigger of one value (`source`: exchange id, name).
+
+    `triggered_at` is the bar's close time, live or delayed (SPEC section 7).
+    """
+    bias = compute_bias((c.timeframe, c.stage) for c in contexts)
+    triggered_at = datetime.fromtimestamp(
+        (value.open_time + duration_ms(value.timeframe)) / 1000, UTC
+    )
+    return [
+        (
+            AlertEvent(
+                exchange_id=value.exchange_id,
+                symbol=value.symbol,
+                timeframe=value.timeframe,
+                trigger_label=trigger.label,
+                trigger_value=value.value.macd_v or 0.0,
+                signal_delta=value.value.histogram,
+                price=price,
+                triggered_at=triggered_at,
+                timeframes=contexts,
+                bias=bias,
+                source_exchange_id=source[0],
+                source_exchange_name=source[1],
+                direction=trigger.direction,
+                delayed=delayed,
+                asset=ref.asset if ref else None,
+                quote=ref.quote if ref else None,
+            ),
+            trigger,
+        )
+        for trigger in fired
     ]

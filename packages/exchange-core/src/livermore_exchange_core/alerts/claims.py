@@ -6,11 +6,13 @@ knows into the rule outcome and the claim script's arguments; `after` is the sta
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass
 from typing import Any
 
 from livermore_cache.batch import LuaScript
 from livermore_exchange_core.alerts.rules import RuleOutcome, Trigger, evaluate_rules
+from livermore_schema.enums import Timeframe
 from livermore_schema.indicators import IndicatorValue
 
 STATE_TTL_MS = 8 * 24 * 3600 * 1000
@@ -129,6 +131,18 @@ def after(state: State, claim: Claim) -> State:
 Rated = tuple[IndicatorValue, int | None]
 """An indicator value and the Tier 2 user whose keys hold its series (None: Tier 1)."""
 
+BarKey = tuple[str, Timeframe, int]
+"""(symbol, timeframe, open time) of one bar."""
+Delayed = Set[BarKey]
+"""Bars that closed while the worker could not see them live (repaired, caught up at start):
+their alerts carry `delayed: true` (SPEC section 7)."""
+NONE_DELAYED: Delayed = frozenset()
+
+
+def is_delayed(value: IndicatorValue, delayed: Delayed) -> bool:
+    """Return whether a value's bar is one of `delayed`."""
+    return bool(delayed) and (value.symbol, value.timeframe, value.open_time) in delayed
+
 
 @dataclass(frozen=True, slots=True)
 class Planned:
@@ -141,6 +155,8 @@ class Planned:
     claim: Claim
     at: int
     """Its reply's position in the batch."""
+    delayed: bool = False
+    """The bar was not seen live (its alerts are flagged `delayed`)."""
 
 
 @dataclass(slots=True)

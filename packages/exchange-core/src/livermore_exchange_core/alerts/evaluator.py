@@ -27,8 +27,7 @@ handed to the sink (storage, notification); a sink failure is logged and never u
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -50,16 +49,19 @@ from livermore_exchange_core.alerts.claims import (
     DISARM,
     DISARM_SCRIPT,
     EMPTY,
+    NONE_DELAYED,
     Claim,
+    Delayed,
     Planned,
     Rated,
     State,
     Won,
     after,
+    is_delayed,
     plan,
     text,
 )
-from livermore_exchange_core.alerts.rules import Reversal, Trigger, compute_bias
+from livermore_exchange_core.alerts.rules import Reversal, Trigger
 from livermore_exchange_core.alerts.sinks import AlertSink as AlertSink
 from livermore_exchange_core.alerts.sinks import FanOutSink as FanOutSink
 from livermore_exchange_core.alerts.sinks import alert_details
@@ -67,7 +69,6 @@ from livermore_exchange_core.symbols.assets import AssetMap
 from livermore_schema.alerts import AlertEvent, TimeframeContext
 from livermore_schema.enums import RUNTIME_TIMEFRAMES, Timeframe
 from livermore_schema.indicators import IndicatorValue
-from livermore_schema.timeframes import duration_ms
 
 log = structlog.get_logger(__name__)
 
@@ -138,15 +139,16 @@ class AlertEvaluator:
             return []
         return await self._publish(value, fired, user_id, delayed=delayed or claim.revising)
 
-    async def evaluate_many(self, values: Sequence[Rated]) -> int:
+    async def evaluate_many(self, values: Sequence[Rated], delayed: Delayed = NONE_DELAYED) -> int:
         """Judge a burst of new values (value, Tier 2 user); return how many alerts fired.
 
         The same rules, claims and cooldowns as `evaluate`, each step batched for the whole
-        burst (module docstring). Values of one series must come oldest first.
+        burst (module docstring). Values of one series must come oldest first; those of
+        `delayed` bars fire flagged `delayed`.
         """
         await self.prefetch([(v.symbol, v.timeframe) for v, _ in values])
         batch = WriteBatch(self._redis)
-        planned = self.queue_claims(batch, values)
+        planned = self.queue_claims(batch, values, delayed)
         return await self.judge(planned, await batch.flush())
 
     async def prefetch(self, series: Sequence[tuple[str, Timeframe]]) -> None:
@@ -162,7 +164,26 @@ class AlertEvaluator:
             fields = [text(f) if isinstance(f, str | bytes) else "" for f in raw]  # nil: false
             self._known.setdefault(key, (fields[0], fields[1], fields[2], fields[3]))
 
-    def queue_claims(self, batch: WriteBatch, values: Sequence[Rated]) -> list[Planned]:
+    async def judged(
+        self, series: Sequence[tuple[str, Timeframe]]
+    ) -> dict[tuple[str, Timeframe], int | None]:
+        """Return the open time of the last bar judged per series (None: never judged)."""
+        await self.prefetch(series)
+        found: dict[tuple[str, Timeframe], int | None] = {}
+        for symbol, timeframe in series:
+            key = keys.alert_state_key(self._exchange_id, symbol, timeframe)
+            stored = self._known.get(key, EMPTY)[0]
+            found[(symbol, timeframe)] = int(stored) if stored else None
+        return found
+
+    def forget(self, series: Iterable[tuple[str, Timeframe]]) -> None:
+        """Drop the known state of series whose claims were never sent (a failed flush)."""
+        for symbol, timeframe in series:
+            self._known.pop(keys.alert_state_key(self._exchange_id, symbol, timeframe), None)
+
+    def queue_claims(
+        self, batch: WriteBatch, values: Sequence[Rated], delayed: Delayed = NONE_DELAYED
+    ) -> list[Planned]:
         """Queue the claim of every value on `batch`, planned on the state known (see prefetch)."""
         planned: list[Planned] = []
         for value, user_id in values:
@@ -173,7 +194,8 @@ class AlertEvaluator:
             claim = plan(state, value, value.value.macd_v)
             if claim is not None:
                 at = batch.add_script(CLAIM_SCRIPT, key, *claim.args)
-                planned.append(Planned(value, user_id, key, state, claim, at))
+                late = is_delayed(value, delayed)
+                planned.append(Planned(value, user_id, key, state, claim, at, late))
                 self._known[key] = after(state, claim)  # a later bar of the series builds on it
         return planned
 
@@ -188,7 +210,8 @@ class AlertEvaluator:
                 got = await self._claim_bar(p.state_key, p.value, p.value.value.macd_v or 0.0)
             if got is not None and got.outcome.triggers:
                 triggers = list(got.outcome.triggers)
-                won.append(Won(p.value, p.user_id, p.state_key, triggers, got.revising))
+                late = got.revising or p.delayed
+                won.append(Won(p.value, p.user_id, p.state_key, triggers, late))
         return await self._fire_many(won) if won else 0
 
     async def _fire_many(self, won: list[Won]) -> int:
@@ -333,35 +356,9 @@ class AlertEvaluator:
         delayed: bool,
     ) -> list[tuple[AlertEvent, Trigger]]:
         """Return the AlertEvent of each fired trigger of one value."""
-        bias = compute_bias((c.timeframe, c.stage) for c in contexts)
-        triggered_at = datetime.fromtimestamp(
-            (value.open_time + duration_ms(value.timeframe)) / 1000, UTC
-        )
         ref = self._assets.of(value.exchange_id, value.symbol) if self._assets else None
-        return [
-            (
-                AlertEvent(
-                    exchange_id=value.exchange_id,
-                    symbol=value.symbol,
-                    timeframe=value.timeframe,
-                    trigger_label=trigger.label,
-                    trigger_value=value.value.macd_v or 0.0,
-                    signal_delta=value.value.histogram,
-                    price=price,
-                    triggered_at=triggered_at,
-                    timeframes=contexts,
-                    bias=bias,
-                    source_exchange_id=self._exchange_id,
-                    source_exchange_name=self._exchange_name,
-                    direction=trigger.direction,
-                    delayed=delayed,
-                    asset=ref.asset if ref else None,
-                    quote=ref.quote if ref else None,
-                ),
-                trigger,
-            )
-            for trigger in fired
-        ]
+        source = (self._exchange_id, self._exchange_name)
+        return burst.make_events(value, fired, price, contexts, delayed, source, ref)
 
     def _published(self, event: AlertEvent, trigger: Trigger, value: IndicatorValue) -> None:
         self._log.info(

@@ -216,6 +216,40 @@ class IndicatorCalculator:
         ]
         if upto is not None and (not history or history[-1].open_time < upto.open_time):
             history.append(upto)  # the close arrived before (or without) its cache write
+        return await self._seed(symbol, timeframe, history, user_id)
+
+    async def warmup_behind(
+        self,
+        symbol: str,
+        timeframe: Timeframe,
+        judged_ms: int | None,
+        *,
+        user_id: int | None = None,
+    ) -> list[Candle]:
+        """Seed a series up to the bar its alerts last judged; return the cached bars after it.
+
+        A restarted worker (or one taking over) hands the returned bars back through the
+        closed-bar path, so bars that closed while no worker judged them are judged in order
+        (`CandlePipeline.catch_up`). Like `warmup` (and returning []) when nothing was judged or
+        the judged bar is not inside the cached history, or is its newest bar.
+        """
+        async with self._lock(symbol, timeframe):
+            cached = await self._candles.recent(
+                self._exchange_id, symbol, timeframe, self._warmup_candles, user_id=user_id
+            )
+            closed = [bar for bar in cached if bar.closed]
+            inside = closed and closed[0].open_time <= (judged_ms or -1) < closed[-1].open_time
+            if judged_ms is None or not inside:
+                await self._seed(symbol, timeframe, closed, user_id)
+                return []
+            history = [bar for bar in closed if bar.open_time <= judged_ms]
+            await self._seed(symbol, timeframe, history, user_id)
+            return closed[len(history) :]
+
+    async def _seed(
+        self, symbol: str, timeframe: Timeframe, history: list[Candle], user_id: int | None
+    ) -> IndicatorValue | None:
+        """Seed a series from a closed history (oldest first) and write its newest value."""
         state = MacdVState(timeframe, self._params)
         self._states[(symbol, timeframe)] = state
         point = state.seed(history)
