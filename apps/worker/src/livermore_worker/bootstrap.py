@@ -213,6 +213,7 @@ async def build_supervisor(options: WorkerOptions, stack: AsyncExitStack) -> Sup
         async def refresh(m: WorkerMetrics) -> None:
             session = worker.session
             m.pending_repairs.set(session.pipeline.pending_repairs if session else 0)
+            m.oldest_repair_age.set((session.pipeline.oldest_repair_age_s() if session else 0) or 0)
             m.command_queue_depth.set(await command_queue_depth(redis, config.exchange_id))
             m.set_lease_holder(await lease.current_holder())
             m.set_fenced(fence.refused, fence.rejected)

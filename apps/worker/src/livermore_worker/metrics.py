@@ -76,6 +76,12 @@ class WorkerMetrics:
             labels,
             registry=self.registry,
         ).labels(exchange)
+        self.oldest_repair_age = Gauge(
+            "livermore_oldest_repair_age_seconds",
+            "How long the oldest pending gap repair has waited (0: none)",
+            labels,
+            registry=self.registry,
+        ).labels(exchange)
         self.command_queue_depth = Gauge(
             "livermore_command_queue_depth",
             "Commands queued and not yet handled",

@@ -1,16 +1,14 @@
 """Composition of exchange-core services into one streaming session of a worker.
 
-A `StreamingSession` lives from `start` (or `resume`) to `stop` (or `pause`): REST client,
-candle pipeline, adapter, indicator calculator, alert evaluator and, on Coinbase, the boundary
-service. The data path is the library's: adapter -> `CandlePipeline` (order, gaps) ->
-`ClosedBarStage` (cache -> publish -> indicator -> cache -> publish -> alert evaluation ->
-publish, a burst at a time); the boundary service feeds the same pipeline and follows the
-stage. Everything long-lived (Redis, the database, the alert history writer) belongs to the
-worker and is passed in as `Services`.
+A `StreamingSession` lives from `start`/`resume` to `stop`/`pause`: REST client, candle pipeline,
+adapter, indicator calculator, alert evaluator and, on Coinbase, the boundary service. The data
+path is the library's: adapter -> `CandlePipeline` (order, gaps) -> `ClosedBarStage` (cache ->
+publish -> indicator -> cache -> publish -> alerts, a burst at a time); the boundary service
+feeds the same pipeline and follows the stage. The pipeline takes a predecessor's pending repairs
+and the cached bars no alert judged yet (delayed) first. Long-lived pieces come as `Services`.
 
-In `scalper-orderbook` mode the adapter also streams every symbol's order book, whose top levels
-the pipeline writes to `orderbook:` keys (TTL 30 s); leaving the mode (or removing a symbol)
-unsubscribes them and deletes the keys at once rather than leaving stale books to expire.
+In `scalper-orderbook` mode the adapter also streams order books (tops in `orderbook:` keys, TTL
+30 s); leaving the mode or removing a symbol unsubscribes them and deletes their keys at once.
 """
 
 from __future__ import annotations
@@ -27,10 +25,12 @@ from livermore_cache.client import RedisClient
 from livermore_cache.holders import Tier2Holders
 from livermore_cache.indicators import IndicatorCache
 from livermore_cache.pubsub import Publisher
+from livermore_cache.repairs import RepairStore
 from livermore_cache.scan import delete_matching
 from livermore_cache.tickers import OrderBookCache, TickerCache
 from livermore_exchange_core.alerts.evaluator import AlertEvaluator, AlertSink
 from livermore_exchange_core.backfill import BackfillProgress, BackfillReport, StartupBackfill
+from livermore_exchange_core.backoff import BackoffPolicy
 from livermore_exchange_core.base import RestClient
 from livermore_exchange_core.boundary import HIGHER_TIMEFRAMES, BoundaryRestService
 from livermore_exchange_core.clock import ExchangeClock
@@ -45,6 +45,7 @@ from livermore_exchange_core.servertime import ServerClock
 from livermore_exchange_core.stage import ClosedBarStage
 from livermore_exchange_core.symbols.assets import AssetMap
 from livermore_schema.enums import RUNTIME_TIMEFRAMES, ExchangeName, Timeframe, WorkerMode
+from livermore_schema.market import Candle
 from livermore_schema.settings import CacheSettings, WorkerSettings
 
 log = structlog.get_logger(__name__)
@@ -150,9 +151,12 @@ class StreamingSession:
             stage=self.stage,
             on_lifecycle=self._on_lifecycle,
             order_books=OrderBookCache(services.redis, services.cache_settings),
+            repair_backoff=BackoffPolicy(cap_s=services.worker_settings.repair_retry_cap_s),
+            repair_store=RepairStore(services.redis, self._exchange.exchange_id),
         )
         self.adapter = create_adapter(self._exchange, self.pipeline, clock=self.clock)
         self.boundary: BoundaryRestService | None = None
+        self._late: list[Candle] = []
         self._pipeline_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ start sequence
@@ -174,15 +178,27 @@ class StreamingSession:
     async def warmup(
         self, symbols: Sequence[str], progress: Callable[[int, int, str], None]
     ) -> None:
-        """Seed the MACD-V state of every series from the cache."""
+        """Seed every series' MACD-V from the cache up to its last judged bar (`catch_up`)."""
         series = [(s, tf) for s in symbols for tf in self.profile.timeframes]
-        for done, (symbol, timeframe) in enumerate(series, start=1):
-            await self.calculator.warmup(symbol, timeframe, user_id=self._tier2.get(symbol))
-            progress(done, len(series), f"{symbol} {timeframe.value}")
+        judged = await self.evaluator.judged(series)
+        for done, (symbol, tf) in enumerate(series, start=1):
+            user, last = self._tier2.get(symbol), judged[(symbol, tf)]
+            self._late += await self.calculator.warmup_behind(symbol, tf, last, user_id=user)
+            progress(done, len(series), f"{symbol} {tf.value}")
+        await self.catch_up()
+
+    async def catch_up(self) -> None:
+        """Once the pipeline runs: alerts on, and the unjudged bars go through (delayed)."""
+        if self._pipeline_task is not None:
+            late, self._late = self._late, []
+            self.enable_alerts()
+            await self.pipeline.catch_up(late)
 
     async def connect(self, group: asyncio.TaskGroup, symbols: Sequence[str]) -> None:
-        """Run the pipeline in `group`, open the stream and subscribe."""
+        """Run the pipeline in `group` (inherited repairs and unjudged bars first), subscribe."""
         self._pipeline_task = group.create_task(self.pipeline.run(), name="pipeline")
+        await self.pipeline.resume(await self.pipeline.repairs.inherited(symbols, self.profile))
+        await self.catch_up()
         await self.adapter.subscribe(symbols, self.profile.timeframes)
         if self.profile.orderbook:
             await self.adapter.subscribe_order_books(symbols)

@@ -107,6 +107,7 @@ class Worker:
         """Return the current ConnectionStatus."""
         ex = self.services.exchange
         tier2 = sum(1 for s in self.running.symbols if s.tier is SymbolTier.TIER_2)
+        pipeline = self.session.pipeline if self.session is not None else None
         return ConnectionStatus(
             exchange_id=ex.exchange_id,
             exchange_name=ex.name.value,
@@ -125,6 +126,8 @@ class Worker:
             users_served=self.traders.users_served,
             failed_symbols=self.failed_symbols(),
             position_sync=list(self.traders.sync_status.values()),
+            pending_repairs=pipeline.pending_repairs if pipeline else 0,
+            oldest_repair_age_s=pipeline.oldest_repair_age_s() if pipeline else None,
         )
 
     async def settle_status(self) -> None:
