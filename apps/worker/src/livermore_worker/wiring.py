@@ -30,7 +30,6 @@ from livermore_cache.scan import delete_matching
 from livermore_cache.tickers import OrderBookCache, TickerCache
 from livermore_exchange_core.alerts.evaluator import AlertEvaluator, AlertSink
 from livermore_exchange_core.backfill import BackfillProgress, BackfillReport, StartupBackfill
-from livermore_exchange_core.backoff import BackoffPolicy
 from livermore_exchange_core.base import RestClient
 from livermore_exchange_core.boundary import HIGHER_TIMEFRAMES, BoundaryRestService
 from livermore_exchange_core.clock import ExchangeClock
@@ -151,7 +150,7 @@ class StreamingSession:
             stage=self.stage,
             on_lifecycle=self._on_lifecycle,
             order_books=OrderBookCache(services.redis, services.cache_settings),
-            repair_backoff=BackoffPolicy(cap_s=services.worker_settings.repair_retry_cap_s),
+            repair_backoff=services.worker_settings.repair_retry_cap_s,
             repair_store=RepairStore(services.redis, self._exchange.exchange_id),
         )
         self.adapter = create_adapter(self._exchange, self.pipeline, clock=self.clock)
@@ -181,10 +180,7 @@ class StreamingSession:
         """Seed every series' MACD-V from the cache up to its last judged bar (`catch_up`)."""
         series = [(s, tf) for s in symbols for tf in self.profile.timeframes]
         judged = await self.evaluator.judged(series)
-        for done, (symbol, tf) in enumerate(series, start=1):
-            user, last = self._tier2.get(symbol), judged[(symbol, tf)]
-            self._late += await self.calculator.warmup_behind(symbol, tf, last, user_id=user)
-            progress(done, len(series), f"{symbol} {tf.value}")
+        self._late += await self.calculator.warmup_all(series, judged, self._tier2.get, progress)
         await self.catch_up()
 
     async def catch_up(self) -> None:

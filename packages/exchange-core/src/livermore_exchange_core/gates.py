@@ -3,10 +3,10 @@
 A `GapNotice` closes a gate on its series: later live bars wait behind it while the missing
 range is fetched over REST. **A repair never gives up**: a fetch that fails (REST down, 429s, a
 contiguous venue whose REST lacks bars of the range yet) is retried with capped backoff
-(`retry_cap_s`, 60 s by default) for as long as it takes, and the gate stays closed meanwhile, so
-the series' alerts resume only once its history is whole. A repair that has failed its first
-attempts is logged once as `pipeline.repair_pending`; status pages show the count of gated
-series and the age of the oldest (`pending`, `oldest_age_s`).
+(`retry`: a policy, or only its cap in seconds, 60 by default) for as long as it takes, and the
+gate stays closed meanwhile, so the series' alerts resume only once its history is whole. A
+repair that has failed its first attempts is logged once as `pipeline.repair_pending`; status
+pages show the count of gated series and the age of the oldest (`pending`, `oldest_age_s`).
 
 Pending repairs are durable (`livermore_cache.repairs.RepairStore`): a range is recorded when its
 repair starts and removed only once its bars are written (`settle`, called by the pipeline after
@@ -71,7 +71,7 @@ class RepairGates:
         tier2_user: Callable[[str], int | None],
         log: Any,
         store: RepairStore | None = None,
-        retry: BackoffPolicy | None = None,
+        retry: BackoffPolicy | float | None = None,
         rest_lag_ms: int = 3_000,
         max_concurrent: int = 16,
     ) -> None:
@@ -85,7 +85,8 @@ class RepairGates:
         self._tier2_user = tier2_user
         self._log = log
         self.store = store
-        self._retry = retry or BackoffPolicy(base_s=0.5, cap_s=DEFAULT_RETRY_CAP_S)
+        cap_s = retry if isinstance(retry, float | int) else DEFAULT_RETRY_CAP_S
+        self._retry = retry if isinstance(retry, BackoffPolicy) else BackoffPolicy(cap_s=cap_s)
         self._rest_lag_ms = rest_lag_ms
         # A reconnect gates every series at once; repairs share Redis and the REST limiter.
         self._slots = asyncio.Semaphore(max_concurrent)

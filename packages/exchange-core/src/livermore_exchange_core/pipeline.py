@@ -102,7 +102,7 @@ class CandlePipeline:
         ticker_flush_s: float = 0.25,
         order_books: OrderBookCache | None = None,
         book_flush_s: float = 0.25,
-        repair_backoff: BackoffPolicy | None = None,
+        repair_backoff: BackoffPolicy | float | None = None,
         repair_store: RepairStore | None = None,
         rest_lag_ms: int = 3_000,
         max_concurrent_repairs: int = 16,

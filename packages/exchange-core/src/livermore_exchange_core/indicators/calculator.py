@@ -14,6 +14,7 @@ and ignores an unchanged one.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 
@@ -217,6 +218,21 @@ class IndicatorCalculator:
         if upto is not None and (not history or history[-1].open_time < upto.open_time):
             history.append(upto)  # the close arrived before (or without) its cache write
         return await self._seed(symbol, timeframe, history, user_id)
+
+    async def warmup_all(
+        self,
+        series: Sequence[SeriesKey],
+        judged: Mapping[SeriesKey, int | None],
+        user_of: Callable[[str], int | None],
+        progress: Callable[[int, int, str], None],
+    ) -> list[Candle]:
+        """`warmup_behind` each series in turn (reporting progress); return all the late bars."""
+        late: list[Candle] = []
+        for done, (symbol, timeframe) in enumerate(series, start=1):
+            last = judged.get((symbol, timeframe))
+            late += await self.warmup_behind(symbol, timeframe, last, user_id=user_of(symbol))
+            progress(done, len(series), f"{symbol} {timeframe.value}")
+        return late
 
     async def warmup_behind(
         self,
