@@ -58,10 +58,10 @@ def store_env(redis: RedisSettings, database: DatabaseSettings) -> dict[str, str
 
 
 async def start_sim(
-    bases: list[str], speed: float
+    bases: list[str], speed: float, *options: str
 ) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
     """Start `livermore-sim` on a free port; return it and the env overrides it printed."""
-    args = ["-m", "livermore_exchange_sim.cli", "--port", "0", "--speed", str(speed)]
+    args = ["-m", "livermore_exchange_sim.cli", "--port", "0", "--speed", str(speed), *options]
     proc = await asyncio.create_subprocess_exec(
         sys.executable, *args, "--symbols", *bases, stdout=asyncio.subprocess.PIPE
     )
