@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -110,6 +111,22 @@ async def test_kline_socket_final_frame_equals_ground_truth(make_sim: SimFactory
     assert all(isinstance(kline[k], str) for k in ("o", "c", "h", "l", "v", "q", "V", "Q", "B"))
     truth = sim.market.closed_bars(Venue.BINANCE, "BTCUSDT", MINUTE, kline["t"], kline["t"] + 1)
     assert truth == [bar]
+
+
+async def test_finals_endpoint_lists_each_closing_frame_with_its_send_time(
+    make_sim: SimFactory,
+) -> None:
+    sim = await make_sim()
+    url = sim.url("/ws/btcusdt@kline_1m")
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        while not (frame := await _json_frame(ws))["k"]["x"]:
+            pass
+        received_us = time.time_ns() // 1000
+        async with session.get(sim.url("/_sim/finals", scheme="http")) as response:
+            finals = await response.json()
+    matching = [f for f in finals if f[:2] == ["btcusdt@kline_1m", frame["k"]["t"]]]
+    assert len(matching) == 1
+    assert received_us - 5_000_000 < matching[0][2] <= received_us
 
 
 async def test_multiplex_socket_wraps_frames(make_sim: SimFactory) -> None:

@@ -3,7 +3,8 @@
 Layout under the venue's prefix (e.g. `/binance`, `/binance_us`):
 `/api/v3/{ping,time,exchangeInfo,klines,ticker/24hr,account}` (binance_rest.py),
 `/ws`, `/ws/<stream>`, `/stream?streams=a/b` (binance_ws.py), and for tests and the CLI
-`GET /_sim/stats` (429/418/451 counters, frames sent) and `GET|POST /_sim/config`.
+`GET /_sim/stats` (429/418/451 counters, frames sent), `GET /_sim/finals` (the latest closing
+frames with their wall-clock send time, for benchmarks) and `GET|POST /_sim/config`.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def create_binance_app(
     hub.add_routes(app)
     app[BINANCE_HUB] = hub
     app.router.add_get("/_sim/stats", _stats)
+    app.router.add_get("/_sim/finals", _finals)
     app.router.add_get("/_sim/config", _get_config)
     app.router.add_post("/_sim/config", _post_config)
     app.on_shutdown.append(_close_streams)
@@ -88,6 +90,10 @@ async def _stats(request: web.Request) -> web.Response:
     hub = request.app[BINANCE_HUB]
     body = {"venue": state.venue.value, **state.stats.as_dict(), "live": len(hub.connections)}
     return web.json_response(body)
+
+
+async def _finals(request: web.Request) -> web.Response:
+    return web.json_response(list(request.app[BINANCE_STATE].finals_sent))
 
 
 async def _get_config(request: web.Request) -> web.Response:

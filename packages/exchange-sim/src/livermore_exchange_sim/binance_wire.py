@@ -7,6 +7,7 @@ binance/binance-spot-api-docs (web-socket-streams.md, rest-api.md).
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -30,6 +31,8 @@ INTERVAL_MS: dict[str, int] = {
     "1d": 1440 * _MINUTE,
 }
 
+FINALS_KEPT = 20_000
+"""Closing frames remembered with their send time (`GET /_sim/finals`, for benchmarks)."""
 # 2017-07-14 00:00 UTC, the first day of Binance spot trading.
 DEFAULT_LISTING_MS = 1_499_990_400_000
 DAY_MS = 86_400_000
@@ -274,3 +277,7 @@ class BinanceVenueState:
     venue: Venue
     config: BinanceVenueConfig
     stats: BinanceStats = field(default_factory=BinanceStats)
+    finals_sent: deque[tuple[str, int, int]] = field(
+        default_factory=lambda: deque(maxlen=FINALS_KEPT)
+    )
+    """The latest closing frames sent: (stream, bar open time, wall clock in epoch us)."""

@@ -237,6 +237,7 @@ class BinanceStreamHub:
             event = kline_event(bar, stream.symbol, stream.interval or "", now, closed=True)
             await conn.send(stream.name, event)
             self._state.stats.final_frames += 1
+            self._state.finals_sent.append((stream.name, bar.open_time, time.time_ns() // 1000))
 
     def _update_ms(self, stream: StreamName) -> int:
         config = self._state.config
