@@ -84,6 +84,33 @@ async def test_a_write_batch_and_the_status_heartbeat_work_on_the_cluster(
     assert beat is not None and beat.last_heartbeat.year == 2030
 
 
+async def test_a_batch_is_grouped_per_node_and_publishes_only_what_is_written(
+    redis_cluster: Any,
+) -> None:
+    settings = CacheSettings()
+    cache, publisher = CandleCache(redis_cluster, settings), Publisher(redis_cluster, settings)
+    bars = [candle(5, symbol=symbol) for symbol in SYMBOLS]
+    assert len(_masters_of(redis_cluster, [cache.write_key(b) for b in bars])) == 3
+    batch = cache.batch()
+    for bar in bars[:12]:
+        cache.add_write(batch, bar, announce=publisher.close_channels(bar))
+    batch.add("SET", "probe:a", "1")
+    batch.add("GET", "probe:a")  # the same key, queued later: runs later on its node
+    batch.add("PUBLISH", "probe:half", "12 closes written")
+    for bar in bars[12:]:
+        cache.add_write(batch, bar, announce=publisher.close_channels(bar))
+    pattern = channels.candle_close_channel(1, "*", Timeframe.M5)
+    async with Subscription(redis_cluster, model=Candle, patterns=[pattern]) as closes:
+        replies = await batch.flush()
+        received = aiter(closes)
+        got = [await asyncio.wait_for(anext(received), 10) for _ in bars]
+    assert [int(r) for r in replies[:12]] == [1] * 12 and replies[12:15] == [True, "1", 0]
+    assert [int(r) for r in replies[15:]] == [1] * 12
+    assert sorted(c.symbol for _, c in got) == sorted(SYMBOLS)
+    for bar in bars:  # every announced close is stored
+        assert await cache.latest(1, bar.symbol, Timeframe.M5) == bar
+
+
 async def test_subscription_on_a_fresh_cluster_client_receives_classic_publish(
     redis_cluster: Any, redis_cluster_settings: RedisSettings
 ) -> None:
@@ -155,6 +182,8 @@ async def test_writes_survive_the_failover_of_their_master(
     key = cache.write_key(bar)
     master = redis_cluster.get_node_from_key(key)
     assert await cache.write(bar)
+    # replication is asynchronous: a write the replica has not received yet dies with its master
+    assert await redis_cluster.wait(1, 5000, target_nodes=master) == 1
     redis_cluster_nodes.kill(master.port)
     killed = time.monotonic()
     try:

@@ -17,10 +17,14 @@ With a lease fence on the client, every fenced script runs as its guarded varian
 lease epoch checked against the fence record, `livermore_cache.fence`); a rejected one raises
 `StaleEpoch` from `flush`.
 
-On a cluster the dispatcher cannot span slots, so the commands are sent one after another
-instead (each touches at most one key: the cache's cluster rule); grouping them per node is left
-to the cluster's own pipeline later. A script unknown to the server (NOSCRIPT) did nothing, so
-it is loaded and the call re-run.
+On a cluster the dispatcher cannot span slots. The commands between two PUBLISHes (which have
+no key to route by) go in one cluster pipeline instead, which redis-py splits per node and sends
+to the nodes concurrently (each command touches at most one key: the cache's cluster rule; the
+commands of one key keep their order on its node); each PUBLISH is sent once everything queued
+before it is done, so "published after written" holds there too. About 4x faster than one
+command after another for a boundary's closes (see bench/README.md). A command that met a store
+error (a failover) is run again on its own, within the retry budget; one that met NOSCRIPT did
+nothing, so the script is loaded and the call re-run.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
 from livermore_cache._lua import LuaScript as LuaScript
-from livermore_cache.client import RedisClient
+from livermore_cache.client import RedisClient, is_store_error
 from livermore_cache.fence import fence_record_key, guard_of, stale_error
 
 SEP = "\x1f"
@@ -41,6 +45,8 @@ CHUNK = 2_000
 """Commands per dispatcher call: a few ms of Redis time each."""
 
 _PLAIN = "!"
+_BARRIERS = frozenset({"PUBLISH"})
+"""Commands a cluster pipeline cannot route (no key): run on their own, after what precedes."""
 
 _DISPATCH = """
 local s = ARGV[1]
@@ -137,7 +143,7 @@ class WriteBatch:
         if not commands:
             return []
         if isinstance(self._redis, RedisCluster):
-            return [await self._one(script, args) for script, args in commands]
+            return await self._flush_cluster(commands)
         guard = guard_of(self._redis)
         if guard is not None:  # one record on one node: the guard's arguments are the same
             fence, epoch = guard
@@ -153,6 +159,81 @@ class WriteBatch:
             if isinstance(reply, Exception):
                 raise stale_error(self._redis, reply)
         return replies
+
+    async def _flush_cluster(
+        self, commands: list[tuple[LuaScript | None, tuple[Any, ...]]]
+    ) -> list[Any]:
+        replies: list[Any] = [None] * len(commands)
+        segment: list[int] = []
+        for position, (script, args) in enumerate(commands):
+            if script is None and str(args[0]).upper() in _BARRIERS:
+                await self._grouped(segment, commands, replies)
+                segment = []
+                replies[position] = await self._redis.execute_command(*args)
+            else:
+                segment.append(position)
+        await self._grouped(segment, commands, replies)
+        return replies
+
+    async def _grouped(
+        self,
+        positions: list[int],
+        commands: list[tuple[LuaScript | None, tuple[Any, ...]]],
+        replies: list[Any],
+    ) -> None:
+        """Run the commands at `positions` in one cluster pipeline (one per node, concurrently).
+
+        A command that met NOSCRIPT or a store error (a failover) is run again on its own,
+        which loads the script or waits the failover out within the retry budget; any other
+        error is raised once the rest are done.
+        """
+        if len(positions) <= 1:
+            for position in positions:
+                replies[position] = await self._one(*commands[position])
+            return
+        results = await self._pipelined([commands[p] for p in positions])
+        failure: BaseException | None = None
+        if any(isinstance(result, NoScriptError) for result in results):
+            # a node lost its scripts (a replica promoted, a restart): load again next time
+            _LOADED.difference_update({k for k in _LOADED if k[0] == id(self._redis)})
+        for position, result in zip(positions, results, strict=True):
+            if isinstance(result, NoScriptError) or (
+                isinstance(result, Exception) and is_store_error(result)
+            ):
+                try:
+                    result = await self._one(*commands[position])
+                except Exception as err:
+                    result = err
+            if isinstance(result, Exception):
+                failure = failure or stale_error(self._redis, result)
+            replies[position] = result
+        if failure is not None:
+            raise failure
+
+    async def _pipelined(
+        self, commands: list[tuple[LuaScript | None, tuple[Any, ...]]]
+    ) -> list[Any]:
+        """Send `commands` in one cluster pipeline; return each reply or error in place."""
+        pipe = self._redis.pipeline(transaction=False)
+        for script, args in commands:
+            if script is None:
+                pipe.execute_command(*args)
+            else:
+                run, full = script.invocation(self._redis, args[0], *args[1:])
+                await self._load_once(run)
+                # pipe.evalsha is refused on a cluster pipeline; the plain command is routed
+                pipe.execute_command("EVALSHA", run.sha, run.numkeys, *full)
+        try:
+            return list(await pipe.execute(raise_on_error=False))
+        except Exception as err:
+            if not is_store_error(err):
+                raise
+            return [err] * len(commands)  # not known which ran: each runs again
+
+    async def _load_once(self, script: LuaScript) -> None:
+        if (id(self._redis), script.sha) not in _LOADED:
+            await script.load(self._redis)
+            _LOADED.add((id(self._redis), script.sha))
 
     async def _one(self, script: LuaScript | None, args: tuple[Any, ...]) -> Any:
         if script is None:

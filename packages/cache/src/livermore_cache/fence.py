@@ -218,7 +218,7 @@ def stale_error(redis: Any, err: BaseException) -> BaseException:
     at = text.find(STALE_REPLY)  # a pipeline quotes the reply inside its own message
     if not isinstance(err, ResponseError) or at < 0:
         return err
-    detail = text[at:].rstrip("',)")
+    detail = text[at:].removesuffix("',)")
     fence = getattr(redis, "fence", None)
     return fence.reject(detail) if isinstance(fence, LeaseFence) else StaleEpoch(detail)
 
