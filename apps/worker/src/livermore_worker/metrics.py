@@ -32,6 +32,14 @@ _COUNTERS = {
     "rest_throttled": ("livermore_rest_throttled", "REST replies with 429 or 418 (rate limited)"),
     "closed_bars": ("livermore_closed_bars", "Closed bars through the closed-bar stage"),
     "alerts": ("livermore_alerts", "Alerts published"),
+    "reconciled_bars": (
+        "livermore_reconciled_bars",
+        "Closed bars re-read by the reconciliation sweep",
+    ),
+    "reconcile_corrections": (
+        "livermore_reconcile_corrections",
+        "Cached bars the reconciliation sweep found wrong, missing or unfinished and corrected",
+    ),
 }
 
 

@@ -40,12 +40,12 @@ from livermore_exchange_core.factory import create_adapter
 from livermore_exchange_core.indicators.calculator import IndicatorCalculator
 from livermore_exchange_core.pipeline import CandlePipeline
 from livermore_exchange_core.reconciliation import GapRepairer
-from livermore_exchange_core.servertime import ServerClock
 from livermore_exchange_core.stage import ClosedBarStage
 from livermore_exchange_core.symbols.assets import AssetMap
 from livermore_schema.enums import RUNTIME_TIMEFRAMES, ExchangeName, Timeframe, WorkerMode
 from livermore_schema.market import Candle
 from livermore_schema.settings import CacheSettings, WorkerSettings
+from livermore_worker.reconcile import SessionSweep
 
 log = structlog.get_logger(__name__)
 
@@ -122,9 +122,6 @@ class StreamingSession:
         )
         self.evaluator = self._evaluator(profile)
         self.clock = ExchangeClock()
-        server_clock = getattr(rest, "clock", None)
-        if isinstance(server_clock, ServerClock):  # REST time never trails the stream's events
-            server_clock.follow(self.clock.now_ms)
         self.stage = ClosedBarStage(
             candles=services.candles,
             publisher=services.publisher,
@@ -156,6 +153,7 @@ class StreamingSession:
         self.adapter = create_adapter(self._exchange, self.pipeline, clock=self.clock)
         self.boundary: BoundaryRestService | None = None
         self._late: list[Candle] = []
+        self.sweep = SessionSweep(rest, services, self)  # also: REST time follows the stream
         self._pipeline_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ start sequence
@@ -195,6 +193,7 @@ class StreamingSession:
         self._pipeline_task = group.create_task(self.pipeline.run(), name="pipeline")
         await self.pipeline.resume(await self.pipeline.repairs.inherited(symbols, self.profile))
         await self.catch_up()
+        self.sweep.start(group)
         await self.adapter.subscribe(symbols, self.profile.timeframes)
         if self.profile.orderbook:
             await self.adapter.subscribe_order_books(symbols)
@@ -323,6 +322,7 @@ class StreamingSession:
         self._alerts_on = False
         self.stage.evaluator = None
         await self.adapter.close()
+        await self.sweep.stop()
         if self.boundary is not None:
             await self.boundary.aclose()
         if self._pipeline_task is not None:

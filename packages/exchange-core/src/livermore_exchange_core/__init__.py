@@ -57,6 +57,7 @@ from livermore_exchange_core.pipeline import CandlePipeline
 from livermore_exchange_core.ratelimit import RateLimiter, rate_limiter_for
 from livermore_exchange_core.reconciliation import Gap, GapRepairer, detect_gaps
 from livermore_exchange_core.stage import ClosedBarStage
+from livermore_exchange_core.sweep import ReconciliationSweep, SweepConfig
 from livermore_exchange_core.symbols import (
     AssetMap,
     SourcedSymbol,
@@ -97,7 +98,7 @@ __all__ = [  # noqa: RUF022
     "BackoffPolicy",
     "RateLimiter",
     "rate_limiter_for",
-    # history: backfill, boundaries, gaps
+    # history: backfill, boundaries, gaps, reconciliation
     "StartupBackfill",
     "BackfillProgress",
     "BackfillReport",
@@ -105,6 +106,8 @@ __all__ = [  # noqa: RUF022
     "GapRepairer",
     "Gap",
     "detect_gaps",
+    "ReconciliationSweep",
+    "SweepConfig",
     # signals
     "MacdVParams",
     "MacdVState",

@@ -2,8 +2,9 @@
 
 Plain numbers bumped at the one place each thing happens (`websocket.ReconnectingWebSocket` for
 frames and reconnects, `http.http_get` for REST requests and throttled replies, `ClosedBarStage`
-for closed bars, alerts and the close->alert lag), so the library needs no metrics dependency; a
-process that exports metrics (the worker's `/metrics`) reads `snapshot()` when it is scraped.
+for closed bars, alerts and the close->alert lag, `ReconciliationSweep` for bars re-read and
+corrected), so the library needs no metrics dependency; a process that exports metrics (the
+worker's `/metrics`) reads `snapshot()` when it is scraped.
 Counters only grow for the life of the process, across streaming sessions.
 """
 
@@ -45,6 +46,8 @@ class ExchangeTraffic:
     rest_throttled: int = 0
     closed_bars: int = 0
     alerts: int = 0
+    reconciled_bars: int = 0
+    reconcile_corrections: int = 0
     close_to_alert: LagHistogram = field(default_factory=LagHistogram)
 
 

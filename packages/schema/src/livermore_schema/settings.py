@@ -154,6 +154,12 @@ class WorkerSettings(BaseSettings):
     repair_retry_cap_s: float = Field(default=60.0, gt=0)
     """Longest pause between two attempts of a gap repair REST cannot fill yet (never abandoned)."""
     discord_webhook_url: SecretStr | None = None
+    reconcile_interval_s: float = Field(default=5.0, ge=0)
+    """Seconds between two reconciliation sweep requests (0: no sweep)."""
+    reconcile_bars: int = Field(default=60, ge=1, le=300)
+    """Newest settled closed bars the sweep re-reads per series."""
+    reconcile_settle_s: float = Field(default=60.0, ge=0)
+    """Exchange seconds after a bar's close before the sweep compares it."""
 
     def tier1_limit_for(self, exchange_name: str) -> int:
         """Return the Tier 1 size of an exchange (its override, else `tier1_limit`)."""
