@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import time
 from collections.abc import Callable
@@ -72,6 +73,16 @@ def data_writes(commands: list[list[str]], exchange_id: int) -> list[list[str]]:
             continue
         found.append(args)
     return found
+
+
+def fenced_writes(worker: Any) -> tuple[int, int]:
+    """Writes the worker's fence refused and Redis rejected (its latest step-down log line)."""
+    refused = rejected = 0
+    for line in worker.log_path.read_text(errors="replace").splitlines():
+        if '"worker.stepped_down"' in line:
+            entry = json.loads(line)
+            refused, rejected = entry["writes_refused"], entry["writes_rejected"]
+    return refused, rejected
 
 
 async def test_a_frozen_worker_writes_nothing_after_its_lease_and_rejoins_as_standby(
@@ -144,9 +155,11 @@ async def test_a_frozen_worker_writes_nothing_after_its_lease_and_rejoins_as_sta
         assert writes == [], f"{len(writes)} writes from the stale worker: {writes[:5]}"
         assert takeover_s <= 10, f"takeover took {takeover_s:.1f}s"
         assert active.proc.poll() is None, active.tail()
+        refused, rejected = fenced_writes(active)
         print(
             f"takeover {takeover_s:.1f} s; stale worker after waking: {len(stale)} commands,"
-            f" {len(writes)} data writes"
+            f" {len(writes)} data writes; writes refused by its fence {refused}, rejected by"
+            f" Redis (lease epoch) {rejected}"
         )
         for worker in (active, standby):
             worker.terminate()

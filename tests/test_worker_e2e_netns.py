@@ -33,7 +33,7 @@ from livermore_schema.settings import DatabaseSettings, RedisSettings
 from livermore_schema.status import LifecycleEvent
 
 from .conftest import Recorder, WorkerProcess, worker_env
-from .test_worker_e2e_fencing import CommandLog, data_writes
+from .test_worker_e2e_fencing import CommandLog, data_writes, fenced_writes
 
 BINANCE = 2
 LEASE_TTL_S = 3.0
@@ -294,9 +294,12 @@ async def test_cutting_the_active_hosts_link_fences_it_and_the_standby_takes_ove
                 await monitor_client.aclose()
                 stale_id = holder.worker_id
                 late = data_writes(log.by(stale_id, cut_wall + LEASE_TTL_S), BINANCE)
+                cut_off = workers[0] if role == "a" else workers[1]
+                refused, rejected = fenced_writes(cut_off)
                 figures.append(
                     f"cut {cut_s:.0f} s: takeover {takeover_s:.1f} s, "
                     f"{len(late)} writes from the cut-off worker after its deadline"
+                    f" (refused by its fence {refused}, rejected by Redis {rejected})"
                 )
                 assert takeover_s <= 10, figures[-1]
                 assert late == [], f"{figures[-1]}: {late[:5]}"
