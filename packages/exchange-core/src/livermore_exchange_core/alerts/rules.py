@@ -109,11 +109,13 @@ class RuleOutcome:
 
     triggers: tuple[Trigger, ...]
     armed: bool
+    rearmed: bool = False
+    """Whether a level crossing re-armed the reversal rule."""
 
-    @property
-    def rearmed(self) -> bool:
-        """Whether a level crossing re-armed the reversal rule."""
-        return any(isinstance(t, LevelCrossing) for t in self.triggers)
+
+_QUIET = min(abs(level) for level in LEVELS)
+"""Between -_QUIET and +_QUIET no level can be crossed and no reversal is looked for."""
+_NOTHING = {armed: RuleOutcome((), armed) for armed in (False, True)}
 
 
 def level_crossing(prev: float, cur: float) -> LevelCrossing | None:
@@ -149,11 +151,13 @@ def evaluate_rules(prev: float, cur: float, histogram: float | None, *, armed: b
     `armed` assumes every trigger fires; the caller keeps the series armed when a cooldown
     suppresses the reversal.
     """
+    if -_QUIET < prev < _QUIET and -_QUIET < cur < _QUIET:
+        return _NOTHING[armed]  # most readings: no level between them, no zone to turn in
     crossing = level_crossing(prev, cur)
     armed = armed or crossing is not None
     turn = reversal(prev, cur, histogram) if armed else None
     triggers = tuple(t for t in (crossing, turn) if t is not None)
-    return RuleOutcome(triggers, armed and turn is None)
+    return RuleOutcome(triggers, armed and turn is None, rearmed=crossing is not None)
 
 
 def compute_bias(stages: Iterable[tuple[Timeframe, Stage]]) -> Bias:
