@@ -138,7 +138,8 @@ class BinanceStreamHub:
             self.connections.discard(conn)
             self._faults.detach(conn.inbox)
             pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # a pump writing when the transport was aborted (a drop fault) has nothing to add
+            with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
                 await pump
         return ws
 
