@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from livermore_cache.batch import LuaScript
-from livermore_exchange_core.alerts.rules import RuleOutcome, Trigger, evaluate_rules
+from livermore_exchange_core.alerts.rules import Reversal, RuleOutcome, Trigger, evaluate_rules
 from livermore_schema.enums import Timeframe
 from livermore_schema.indicators import IndicatorValue
 
@@ -128,6 +128,30 @@ def after(state: State, claim: Claim) -> State:
     return str(claim.args[0]), str(claim.args[5]), new_armed, new_before
 
 
+STATE_FIELDS = ("open_time", "prev", "armed", "before")
+"""The fields of a series' state hash, in `State` order."""
+
+
+def state_of(raw: Any) -> State:
+    """Return the `State` of an HMGET of `STATE_FIELDS` (a missing field: '')."""
+    fields = [text(f) if isinstance(f, str | bytes) else "" for f in raw]
+    return fields[0], fields[1], fields[2], fields[3]
+
+
+def reverses(claim: Claim) -> bool:
+    """Whether the claim plans a reversal (which disarms the series when it fires)."""
+    return any(isinstance(t, Reversal) for t in claim.outcome.triggers)
+
+
+def disarmed_state(known: State | None, open_time: int, disarmed: int) -> State | None:
+    """The known state after the disarm script's answer for bar `open_time` (None: forget it)."""
+    if not disarmed:
+        return None
+    if known is not None and known[0] == str(open_time):
+        return known[0], known[1], "0", known[3]
+    return known
+
+
 Rated = tuple[IndicatorValue, int | None]
 """An indicator value and the Tier 2 user whose keys hold its series (None: Tier 1)."""
 
@@ -152,9 +176,11 @@ class Planned:
     user_id: int | None
     state_key: str
     state: State
-    claim: Claim
+    claim: Claim | None
+    """None: deferred (a reversal planned earlier in the batch may disarm the series), judged
+    on its own once the batch's alerts fired."""
     at: int
-    """Its reply's position in the batch."""
+    """Its reply's position in the batch (-1: deferred)."""
     delayed: bool = False
     """The bar was not seen live (its alerts are flagged `delayed`)."""
 

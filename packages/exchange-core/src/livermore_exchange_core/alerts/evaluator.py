@@ -19,7 +19,7 @@ Cooldowns are measured in **exchange time**, the indicator bar's open time, neve
 the stored time. Key TTLs are only garbage collection.
 
 `evaluate_many` judges a burst (a boundary's 6,000 closes) the same way, batched: all claims in
-one round trip, then cooldowns and reads in one, then the alert publishes in one.
+one round trip, then cooldowns and reads, then publishes; bars behind a reversal await its disarm.
 
 Delivery is at most once: the event is published on `channel:alerts:{exchange_id}` first, then
 handed to the sink (storage, notification); a sink failure is logged and never undoes the publish.
@@ -50,6 +50,7 @@ from livermore_exchange_core.alerts.claims import (
     DISARM_SCRIPT,
     EMPTY,
     NONE_DELAYED,
+    STATE_FIELDS,
     Claim,
     Delayed,
     Planned,
@@ -57,8 +58,11 @@ from livermore_exchange_core.alerts.claims import (
     State,
     Won,
     after,
+    disarmed_state,
     is_delayed,
     plan,
+    reverses,
+    state_of,
     text,
 )
 from livermore_exchange_core.alerts.rules import Reversal, Trigger
@@ -101,6 +105,7 @@ class AlertEvaluator:
         self._exchange_id = exchange_id
         self._exchange_name = exchange_name
         self._cooldown_ms = int(cooldown_s * 1000)
+        self._cooldown_tail = [self._cooldown_ms, self._cooldown_ms + COOLDOWN_TTL_SLACK_MS]
         self._timeframes = tuple(timeframes)
         self._sink = sink
         self._assets = assets
@@ -159,10 +164,9 @@ class AlertEvaluator:
             return
         batch = WriteBatch(self._redis)
         for key in unknown:
-            batch.add("HMGET", key, "open_time", "prev", "armed", "before")
+            batch.add("HMGET", key, *STATE_FIELDS)
         for key, raw in zip(unknown, await batch.flush(), strict=True):
-            fields = [text(f) if isinstance(f, str | bytes) else "" for f in raw]  # nil: false
-            self._known.setdefault(key, (fields[0], fields[1], fields[2], fields[3]))
+            self._known.setdefault(key, state_of(raw))
 
     async def judged(
         self, series: Sequence[tuple[str, Timeframe]]
@@ -186,23 +190,30 @@ class AlertEvaluator:
     ) -> list[Planned]:
         """Queue the claim of every value on `batch`, planned on the state known (see prefetch)."""
         planned: list[Planned] = []
+        reversing: set[str] = set()  # series whose later bars wait for a reversal's disarm
         for value, user_id in values:
             if value.exchange_id != self._exchange_id or value.value.macd_v is None:
                 continue
             key = keys.alert_state_key(value.exchange_id, value.symbol, value.timeframe)
+            late = is_delayed(value, delayed)
+            if key in reversing:
+                planned.append(Planned(value, user_id, key, EMPTY, None, -1, late))
+                continue
             state = self._known.get(key, EMPTY)
             claim = plan(state, value, value.value.macd_v)
             if claim is not None:
                 at = batch.add_script(CLAIM_SCRIPT, key, *claim.args)
-                late = is_delayed(value, delayed)
                 planned.append(Planned(value, user_id, key, state, claim, at, late))
                 self._known[key] = after(state, claim)  # a later bar of the series builds on it
+                reversing |= {key} if reverses(claim) else set()
         return planned
 
     async def judge(self, planned: Sequence[Planned], replies: Sequence[Any]) -> int:
         """Settle the queued claims with their replies, then fire what they triggered."""
         won: list[Won] = []
         for p in planned:
+            if p.claim is None:
+                continue
             self._known[p.state_key] = p.state
             answer = int(replies[p.at])
             got = p.claim if self._claimed(p.state_key, p.value, p.state, p.claim, answer) else None
@@ -212,7 +223,10 @@ class AlertEvaluator:
                 triggers = list(got.outcome.triggers)
                 late = got.revising or p.delayed
                 won.append(Won(p.value, p.user_id, p.state_key, triggers, late))
-        return await self._fire_many(won) if won else 0
+        fired = await self._fire_many(won) if won else 0
+        for p in (p for p in planned if p.claim is None):  # behind a reversal: now disarmed
+            fired += len(await self.evaluate(p.value, user_id=p.user_id, delayed=p.delayed))
+        return fired
 
     async def _fire_many(self, won: list[Won]) -> int:
         """Cooldowns and reads in one round trip, then disarms and publishes in another."""
@@ -255,18 +269,13 @@ class AlertEvaluator:
 
     def _queue_cooldown(self, batch: WriteBatch, value: IndicatorValue, label: str) -> int:
         key = keys.alert_cooldown_key(value.exchange_id, value.symbol, value.timeframe, label)
-        return batch.add_script(COOLDOWN_SCRIPT, key, *self._cooldown_args(value))
-
-    def _cooldown_args(self, value: IndicatorValue) -> list[int]:
-        return [value.open_time, self._cooldown_ms, self._cooldown_ms + COOLDOWN_TTL_SLACK_MS]
+        return batch.add_script(COOLDOWN_SCRIPT, key, value.open_time, *self._cooldown_tail)
 
     def _disarmed(self, state_key: str, value: IndicatorValue, disarmed: int) -> None:
         """Record the disarm script's answer after a reversal fired."""
-        known = self._known.get(state_key)
-        if disarmed and known is not None and known[0] == str(value.open_time):
-            self._known[state_key] = (known[0], known[1], "0", known[3])
-        elif not disarmed:
-            self._known.pop(state_key, None)
+        known = disarmed_state(self._known.pop(state_key, None), value.open_time, disarmed)
+        if known is not None:
+            self._known[state_key] = known
 
     async def _claim_bar(
         self, state_key: str, value: IndicatorValue, macd_v: float
@@ -301,10 +310,8 @@ class AlertEvaluator:
         return False
 
     async def _read_state(self, state_key: str) -> State:
-        raw = {text(k): text(v) for k, v in (await self._redis.hgetall(state_key)).items()}
-        fields = ("open_time", "prev", "armed", "before")
-        stored = tuple(raw.get(name, "") for name in fields)
-        return stored[0], stored[1], stored[2], stored[3]
+        raw = {text(k): v for k, v in (await self._redis.hgetall(state_key)).items()}
+        return state_of([raw.get(name) for name in STATE_FIELDS])
 
     def _remember(self, state_key: str, state: State) -> None:
         """Keep a claimed state unless a concurrent call already remembered a newer bar."""
@@ -314,15 +321,11 @@ class AlertEvaluator:
 
     async def _take_cooldown(self, value: IndicatorValue, label: str) -> bool:
         key = keys.alert_cooldown_key(value.exchange_id, value.symbol, value.timeframe, label)
-        ttl = self._cooldown_ms + COOLDOWN_TTL_SLACK_MS
-        allowed = int(
-            await self._cooldown(keys=[key], args=[value.open_time, self._cooldown_ms, ttl])
-        )
-        if not allowed:
-            self._log.info(
-                "alert.cooldown", symbol=value.symbol, timeframe=value.timeframe.value, label=label
-            )
-        return allowed == 1
+        args = [value.open_time, *self._cooldown_tail]
+        if int(await self._cooldown(keys=[key], args=args)) == 1:
+            return True
+        self._log.info("alert.cooldown", symbol=value.symbol, tf=value.timeframe.value, label=label)
+        return False
 
     async def _publish(
         self,
