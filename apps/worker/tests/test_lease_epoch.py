@@ -58,6 +58,10 @@ class Holder:
         """Write one candle (alone and in bulk), one reading and one cooldown in one batch."""
         await self.candles.write(_candle(close))
         await self.candles.write_many([_candle(close, 1), _candle(close, 2)])
+        await self.flush_batch(close)
+
+    async def flush_batch(self, close: float) -> None:
+        """Write a reading and a cooldown in one `WriteBatch`, as the pipeline does."""
         batch = self.candles.batch()
         self.indicators.add_write(batch, _reading(close))
         batch.add_script(COOLDOWN_SCRIPT, _cooldown_key(), int(close), 1, 60_000)
@@ -119,6 +123,7 @@ async def _stale_writes_are_rejected(store: RedisSettings) -> None:
             lambda: old.candles.write_many([_candle(300.0, 1)]),
             lambda: old.indicators.write(_reading(300.0)),
             lambda: COOLDOWN_SCRIPT.run(old.redis, _cooldown_key(), 300, 1, 60_000),
+            lambda: old.flush_batch(300.0),
         ]
         for write in writes:
             old.fence.valid_until = float("inf")  # as if its deadline were still ahead
@@ -127,7 +132,7 @@ async def _stale_writes_are_rejected(store: RedisSettings) -> None:
         old.fence.valid_until = float("inf")
         with pytest.raises(StaleEpoch):
             await old.write_all(300.0)  # a batch: the first rejected script raises
-        assert old.fence.rejected == 5
+        assert old.fence.rejected == 6
         assert await _snapshot(plain) == before
         record = await plain.hgetall(fence_record_key(keys.candles_key(EXCHANGE, "BTC-USDT",
                                      Timeframe.M5), cluster=store.cluster))  # fmt: skip

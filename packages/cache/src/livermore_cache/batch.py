@@ -13,9 +13,10 @@ Separators: fields are joined with the ASCII unit separator (0x1F), which JSON p
 contain unescaped (and keys and channel names are built without it); a field holding it is
 refused.
 
-With a lease fence on the client, every fenced script runs as its guarded variant (the writer's
-lease epoch checked against the fence record, `livermore_cache.fence`); a rejected one raises
-`StaleEpoch` from `flush`.
+With a lease fence on the client the writer's lease epoch is checked in Redis against the fence
+record (`livermore_cache.fence`): on one node once per dispatcher call, before any of its
+commands runs (the node has one record), on a cluster by each fenced script's guarded variant.
+A rejection raises `StaleEpoch` from `flush`.
 
 On a cluster the dispatcher cannot span slots. The commands between two PUBLISHes (which have
 no key to route by) go in one cluster pipeline instead, which redis-py splits per node and sends
@@ -49,6 +50,16 @@ _BARRIERS = frozenset({"PUBLISH"})
 """Commands a cluster pipeline cannot route (no key): run on their own, after what precedes."""
 
 _DISPATCH = """
+if ARGV[2] then
+  local seen = redis.call('HGET', ARGV[2], ARGV[3])
+  if seen and tonumber(seen) > tonumber(ARGV[4]) then
+    return redis.error_reply('STALEEPOCH lease epoch ' .. ARGV[4] .. ' of ' .. ARGV[3]
+      .. ' is older than ' .. seen .. ' (' .. ARGV[2] .. ')')
+  end
+  if seen ~= ARGV[4] then
+    redis.call('HSET', ARGV[2], ARGV[3], ARGV[4])
+  end
+end
 local s = ARGV[1]
 local pos, size = 1, #s
 local function field()
@@ -145,16 +156,11 @@ class WriteBatch:
         if isinstance(self._redis, RedisCluster):
             return await self._flush_cluster(commands)
         guard = guard_of(self._redis)
-        if guard is not None:  # one record on one node: the guard's arguments are the same
+        checked: tuple[Any, ...] = ()
+        if guard is not None:  # one record on one node: checked once per dispatcher call
             fence, epoch = guard
-            extra = (fence_record_key("", cluster=False), fence.scope, epoch)
-            commands = [
-                (script.guarded, (args[0], *extra, *args[1:]))
-                if script is not None and script.fenced
-                else (script, args)
-                for script, args in commands
-            ]
-        replies = await self._dispatch(commands)
+            checked = (fence_record_key("", cluster=False), fence.scope, epoch)
+        replies = await self._dispatch(commands, checked)
         for reply in replies:
             if isinstance(reply, Exception):
                 raise stale_error(self._redis, reply)
@@ -241,7 +247,7 @@ class WriteBatch:
         return await script.run(self._redis, args[0], *args[1:])
 
     async def _dispatch(
-        self, commands: list[tuple[LuaScript | None, tuple[Any, ...]]]
+        self, commands: list[tuple[LuaScript | None, tuple[Any, ...]]], checked: tuple[Any, ...]
     ) -> list[Any]:
         by_sha: dict[str, int] = {}
         for script, _ in commands:
@@ -260,21 +266,25 @@ class WriteBatch:
         if (id(self._redis), dispatcher.sha) not in _LOADED:
             await dispatcher.load(self._redis)
             _LOADED.add((id(self._redis), dispatcher.sha))
-        raws = await self._run(dispatcher, packed)
+        raws = await self._run(dispatcher, packed, checked)
         for position, raw in enumerate(raws):
             if isinstance(
                 raw, NoScriptError
             ):  # the server lost it (restart): that call did nothing
                 await dispatcher.load(self._redis)
-                raws[position] = await self._redis.evalsha(dispatcher.sha, 0, packed[position])
+                raws[position] = await self._redis.evalsha(
+                    dispatcher.sha, 0, packed[position], *checked
+                )
             elif isinstance(raw, Exception):
-                raise raw
+                raise stale_error(self._redis, raw)
         return [_reply(item) for raw in raws for item in json.loads(raw)]
 
-    async def _run(self, dispatcher: LuaScript, packed: list[str]) -> list[Any]:
+    async def _run(
+        self, dispatcher: LuaScript, packed: list[str], checked: tuple[Any, ...]
+    ) -> list[Any]:
         pipe = self._redis.pipeline(transaction=False)
         for text in packed:
-            pipe.evalsha(dispatcher.sha, 0, text)
+            pipe.evalsha(dispatcher.sha, 0, text, *checked)
         # Errors come back in place: redis-py would otherwise quote the packed text in the message.
         return list(await pipe.execute(raise_on_error=False))
 

@@ -27,8 +27,10 @@ tag that maps to that slot; on one node a single hash), field = exchange id:
 - otherwise the record is raised to the writer's epoch (if lower) and the script runs.
 
 So once a new holder has written into a slot, no write of an older holder reaches a key of that
-slot, whatever its clock or its network did. Plain commands (PUBLISH of tickers, ticker and
-order-book SETs) are guarded by the deadline only.
+slot, whatever its clock or its network did. A `WriteBatch` on one node checks the epoch once per
+dispatcher call, before any of its commands (plain ones too) runs. Elsewhere plain commands
+(PUBLISH of tickers, ticker and order-book SETs outside a batch on a cluster) are guarded by the
+deadline only.
 """
 
 from __future__ import annotations
