@@ -103,3 +103,9 @@ async def test_worker_metrics_count_closed_bars_and_a_scripted_alert(
     assert len(held) == 1, held
     holder = dict(held[0][1])["worker_id"]
     assert _value(samples, "livermore_lease_holder", exchange="binance", holder=holder) == 1
+    for where in ("client", "store"):  # a lone worker never had a write fenced
+        assert (
+            "livermore_fenced_writes",
+            (("exchange", "binance"), ("where", where)),
+        ) in samples
+        assert _value(samples, "livermore_fenced_writes", exchange="binance", where=where) == 0
