@@ -101,6 +101,23 @@ async def test_warmup_seeds_from_closed_cached_bars_and_writes_the_value(
     assert calculator.state(SYMBOL, TF) is not None
 
 
+async def test_warmup_behind_stops_at_the_last_judged_bar_and_returns_the_bars_after_it(
+    caches: tuple[CandleCache, IndicatorCache, Publisher], calculator: IndicatorCalculator
+) -> None:
+    bars = make_bars(80)
+    await caches[0].write_many(bars)
+    late = await calculator.warmup_behind(SYMBOL, TF, bars[59].open_time)
+    assert late == bars[60:]
+    state = calculator.state(SYMBOL, TF)
+    assert state is not None and state.last is not None
+    assert state.last.open_time == bars[59].open_time
+    for judged in (None, bars[-1].open_time, bars[0].open_time - 300_000):  # nothing to catch up
+        assert await calculator.warmup_behind(SYMBOL, TF, judged) == []
+        state = calculator.state(SYMBOL, TF)
+        assert state is not None and state.last is not None
+        assert state.last.open_time == bars[-1].open_time
+
+
 async def test_warmup_of_an_empty_series_returns_none(calculator: IndicatorCalculator) -> None:
     assert await calculator.warmup(SYMBOL, TF) is None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from livermore_cache import channels, keys
@@ -33,6 +34,13 @@ from .test_pipeline import MIN, T0, _bar
 
 FAST = BackoffPolicy(base_s=0.01, cap_s=0.05, jitter=0.0)
 M1 = Timeframe.M1
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The timeframes a worker mode streams."""
+
+    timeframes: tuple[Timeframe, ...]
 
 
 class FlakyRepairer:
@@ -136,7 +144,9 @@ async def test_a_restarted_pipeline_inherits_a_pending_repair_and_completes_it(
     second.restore()
     new = _pipeline(redis, second)
     runner = asyncio.create_task(new.run())
-    await new.resume(await RepairStore(redis, 1).load())
+    judged = await new.repairs.adopt(["BTC-USD"], Profile((M1,)), {("BTC-USD", M1): None})
+    assert judged == {("BTC-USD", M1): T0}  # its bars are judged from the repair's start on
+    await new.resume()
     await new.on_candle(_bar(T0 + 4 * MIN))  # its first live bar waits for the inherited gap
     await asyncio.wait_for(new.drain(), 10)
     await new.stop()

@@ -175,24 +175,24 @@ class StreamingSession:
     async def warmup(
         self, symbols: Sequence[str], progress: Callable[[int, int, str], None]
     ) -> None:
-        """Seed every series' MACD-V from the cache up to its last judged bar (`catch_up`)."""
+        """Seed every series' MACD-V from the cache up to its last judged bar (`_catch_up`)."""
         series = [(s, tf) for s in symbols for tf in self.profile.timeframes]
         judged = await self.evaluator.judged(series)
+        judged = await self.pipeline.repairs.adopt(symbols, self.profile, judged)
         self._late += await self.calculator.warmup_all(series, judged, self._tier2.get, progress)
-        await self.catch_up()
+        await self._catch_up()
 
-    async def catch_up(self) -> None:
-        """Once the pipeline runs: alerts on, and the unjudged bars go through (delayed)."""
-        if self._pipeline_task is not None:
+    async def _catch_up(self) -> None:
+        if self._pipeline_task is not None:  # alerts on; adopted repairs, then unjudged bars
             late, self._late = self._late, []
             self.enable_alerts()
+            await self.pipeline.resume()
             await self.pipeline.catch_up(late)
 
     async def connect(self, group: asyncio.TaskGroup, symbols: Sequence[str]) -> None:
         """Run the pipeline in `group` (inherited repairs and unjudged bars first), subscribe."""
         self._pipeline_task = group.create_task(self.pipeline.run(), name="pipeline")
-        await self.pipeline.resume(await self.pipeline.repairs.inherited(symbols, self.profile))
-        await self.catch_up()
+        await self._catch_up()
         self.sweep.start(group)
         await self.adapter.subscribe(symbols, self.profile.timeframes)
         if self.profile.orderbook:

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from livermore_cache.candles import CandleCache
@@ -94,6 +94,8 @@ class RepairGates:
         self.all_open = asyncio.Event()
         self.all_open.set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.adopted: list[PendingRepair] = []
+        """A predecessor's pending repairs taken over (`adopt`), not resumed yet."""
         self.attempts = 0
         self.failures = 0
 
@@ -161,15 +163,34 @@ class RepairGates:
 
     # ------------------------------------------------------------------ durability
 
-    async def inherited(
-        self, symbols: Iterable[str], profile: HasTimeframes
-    ) -> list[PendingRepair]:
-        """Return the stored pending repairs of these symbols and of `profile.timeframes`."""
+    def take_adopted(self) -> list[PendingRepair]:
+        """Return (and forget) the adopted repairs not resumed yet."""
+        adopted, self.adopted = self.adopted, []
+        return adopted
+
+    async def adopt(
+        self,
+        symbols: Iterable[str],
+        profile: HasTimeframes,
+        judged: Mapping[gaps.Series, int | None],
+    ) -> dict[gaps.Series, int | None]:
+        """Take over a predecessor's pending repairs of these symbols and timeframes.
+
+        They are resumed by `CandlePipeline.resume`. Returns `judged` (the last bar judged per
+        series) with each adopted series' judged bar moved before its range, so the bars of the
+        range are judged (delayed) even when the backfill already stored them.
+        """
+        found = dict(judged)
         if self.store is None:
-            return []
+            return found
         names, timeframes = set(symbols), set(profile.timeframes)
-        pending = await self.store.load()
-        return [r for r in pending if r.symbol in names and r.timeframe in timeframes]
+        for repair in await self.store.load():
+            if repair.symbol in names and repair.timeframe in timeframes:
+                series = (repair.symbol, repair.timeframe)
+                before = repair.since_ms - duration_ms(repair.timeframe)
+                found[series] = min(found.get(series) or before, before)
+                self.adopted.append(repair)
+        return found
 
     async def record_many(self, pending: Sequence[PendingRepair]) -> None:
         """Record several pending ranges in one command (best effort: a failure is logged)."""

@@ -35,7 +35,7 @@ import structlog
 
 from livermore_cache.candles import CandleCache
 from livermore_cache.pubsub import Publisher
-from livermore_cache.repairs import PendingRepair, RepairStore
+from livermore_cache.repairs import RepairStore
 from livermore_cache.tickers import OrderBookCache, TickerCache
 from livermore_exchange_core import gaps
 from livermore_exchange_core.alerts.claims import BarKey
@@ -202,9 +202,9 @@ class CandlePipeline:
         """Queue a lifecycle event (published in stream order)."""
         await self._queue.put(event)
 
-    async def resume(self, pending: Iterable[PendingRepair]) -> None:
-        """Queue the repairs a previous holder left unfinished (gated before live bars)."""
-        for repair in pending:
+    async def resume(self) -> None:
+        """Queue the repairs a predecessor left unfinished (`RepairGates.adopt`): gated now."""
+        for repair in self.repairs.take_adopted():
             await self._queue.put(gaps.Resumed.of(repair))
 
     async def catch_up(self, bars: Iterable[Candle]) -> None:
