@@ -16,7 +16,7 @@ from livermore_cache.candles import CandleCache
 from livermore_cache.client import connect_redis, is_store_error
 from livermore_cache.commands import CommandInbox, PublishedCommandBridge
 from livermore_cache.indicators import IndicatorCache
-from livermore_cache.pubsub import Publisher, Subscription
+from livermore_cache.pubsub import Publisher, Subscription, alert_stream
 from livermore_cache.status import StatusStore
 from livermore_schema.control import StartCommand
 from livermore_schema.enums import ConnectionState, Timeframe
@@ -25,6 +25,7 @@ from livermore_schema.settings import CacheSettings, RedisSettings
 from livermore_schema.status import ConnectionStatus
 
 from ._factories import candle, indicator
+from .test_pubsub import alert
 
 SYMBOLS = [f"S{n}-USD" for n in range(24)]
 
@@ -196,4 +197,24 @@ async def test_writes_survive_the_failover_of_their_master(
         assert [c.open_time for c in stored] == [candle(i).open_time for i in range(1, 6)]
         assert survived > 1.0, f"the master's failover cannot have been that fast: {survived:.1f}s"
     finally:
+        redis_cluster_nodes.restart(master.port)
+
+
+async def test_a_subscription_made_while_its_master_is_down_uses_another_node(
+    redis_cluster: Any, redis_cluster_settings: RedisSettings, redis_cluster_nodes: Any
+) -> None:
+    channel = channels.alerts_channel(9)
+    master = redis_cluster.get_node_from_key(channel)
+    redis_cluster_nodes.kill(master.port)
+    fresh = connect_redis(redis_cluster_settings)
+    try:
+        async with alert_stream(fresh, [9]) as alerts:
+            # the slot is still the dead master's in the map the subscription was made from
+            assert fresh.get_node_from_key(channel).port == master.port
+            sent = alert(exchange_id=9)
+            await Publisher(redis_cluster, CacheSettings()).publish_alert(sent)
+            got = await asyncio.wait_for(anext(aiter(alerts)), 30)
+        assert got == (channel, sent)
+    finally:
+        await fresh.aclose()
         redis_cluster_nodes.restart(master.port)

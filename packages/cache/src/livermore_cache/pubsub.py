@@ -13,7 +13,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from livermore_cache import channels
 from livermore_cache.batch import WriteBatch
-from livermore_cache.client import RedisClient
+from livermore_cache.client import RedisClient, is_store_error
 from livermore_schema.alerts import AlertEvent
 from livermore_schema.enums import AlertType
 from livermore_schema.indicators import IndicatorValue
@@ -168,18 +168,32 @@ class Subscription(Generic[M]):
         self._early: deque[dict[str, Any]] = deque()
 
     async def __aenter__(self) -> Subscription[M]:
+        nodes: list[Any] = [None]  # the client's own choice
         if isinstance(self._redis, RedisCluster):
             # The cluster pubsub picks its node from the slot map, which a client that has not
-            # run a command yet has not read (KeyError(slot) otherwise).
+            # run a command yet has not read (KeyError(slot) otherwise). A classic PUBLISH
+            # reaches every node: when that one is down (a killed master not yet replaced),
+            # any other node will do.
             await self._redis.initialize()
-        self._pubsub = self._redis.pubsub()
+            nodes += self._redis.get_nodes()
+        for node in nodes[:-1]:
+            try:
+                await self._enter_on(node)
+                return self
+            except Exception as err:
+                if not is_store_error(err):
+                    raise
+        await self._enter_on(nodes[-1])
+        return self
+
+    async def _enter_on(self, node: Any) -> None:
+        self._pubsub = self._redis.pubsub() if node is None else self._redis.pubsub(node=node)
         try:
             await self._confirm()
         except BaseException:  # cancelled or failed midway: never leave a subscribed connection
             await self._pubsub.aclose()
             self._pubsub = None
             raise
-        return self
 
     async def _confirm(self) -> None:
         if self._channels:
