@@ -8,7 +8,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 import pytest
 
@@ -16,16 +17,21 @@ from livermore_cache.candles import CandleCache
 from livermore_cache.client import connect_redis
 from livermore_cache.indicators import IndicatorCache
 from livermore_cache.pubsub import Publisher
+from livermore_cache.repairs import RepairStore
 from livermore_cache.tickers import TickerCache
+from livermore_exchange_core.alerts.claims import NONE_DELAYED, Delayed
 from livermore_exchange_core.backoff import BackoffPolicy
 from livermore_exchange_core.clock import ExchangeClock
 from livermore_exchange_core.indicators.calculator import IndicatorCalculator
 from livermore_exchange_core.indicators.macdv import MacdVState
 from livermore_exchange_core.pipeline import CandlePipeline
-from livermore_exchange_core.stage import ClosedBarStage
+from livermore_exchange_core.stage import BurstFailed, ClosedBarStage
+from livermore_schema.market import Candle
 from livermore_schema.settings import CacheSettings, RedisSettings
 
 from .test_calculator import SYMBOL, TF, make_bars
+from .test_pipeline import ListRepairer
+from .test_pipeline_repairs import Profile
 
 
 class Server:
@@ -135,3 +141,59 @@ async def test_bars_of_flushes_failing_while_redis_is_down_are_kept_and_written_
         await pipeline.stop()
         await runner
         await redis.aclose()
+
+
+class RefusingStage(ClosedBarStage):
+    """A stage whose writes are refused (as the lease's fence refuses a stepping-down worker's)."""
+
+    async def process(self, bars: Sequence[Candle], delayed: Delayed = NONE_DELAYED) -> None:
+        raise BurstFailed(bars, RuntimeError("write refused"))
+
+
+async def test_bars_unflushed_at_stop_become_a_pending_repair_the_next_worker_completes(
+    redis: Any,
+) -> None:
+    settings = CacheSettings()
+    candles, publisher = CandleCache(redis, settings), Publisher(redis, settings)
+    bars = make_bars(10)
+
+    def pipeline(stage: ClosedBarStage | None, repairer: Any) -> CandlePipeline:
+        return CandlePipeline(
+            exchange_id=1,
+            exchange_name="coinbase",
+            candles=candles,
+            tickers=TickerCache(redis, settings),
+            publisher=publisher,
+            repairer=repairer,
+            clock=ExchangeClock(bars[-1].open_time + 10 * 300_000),
+            stage=stage,
+            repair_store=RepairStore(redis, 1),
+            rest_lag_ms=0,
+            flush_retry=BackoffPolicy(base_s=0.01, cap_s=0.05, jitter=0.0),
+        )
+
+    old = pipeline(RefusingStage(candles=candles, publisher=publisher), None)
+    runner = asyncio.create_task(old.run())
+    for bar in bars[5:]:
+        await old.on_candle(bar)
+    await _until(lambda: old.stats.burst_failures >= 2, 10, "two refused flushes")
+    await old.stop()
+    await runner
+    assert old.stats.delivered == 0 and await candles.recent(1, SYMBOL, TF, 20) == []
+    [pending] = await RepairStore(redis, 1).load()
+    assert (pending.symbol, pending.timeframe, pending.since_ms, pending.until_ms) == (
+        SYMBOL,
+        TF,
+        bars[5].open_time,
+        bars[-1].open_time + 300_000,
+    )
+    await candles.write_many(bars[:5])
+    new = pipeline(None, ListRepairer(bars))
+    runner = asyncio.create_task(new.run())
+    await new.repairs.adopt([SYMBOL], Profile((TF,)), {})
+    await new.resume()
+    await asyncio.wait_for(new.drain(), 10)
+    await new.stop()
+    await runner
+    assert await candles.recent(1, SYMBOL, TF, 20) == bars
+    assert await RepairStore(redis, 1).load() == []
