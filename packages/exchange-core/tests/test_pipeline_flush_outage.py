@@ -82,6 +82,11 @@ async def server() -> AsyncIterator[Server]:
         shutil.rmtree(own.workdir, ignore_errors=True)
 
 
+def _revised(candle: Candle) -> Candle:
+    close = candle.close * 1.01
+    return candle.model_copy(update={"close": close, "high": max(candle.high, close)})
+
+
 async def _until(predicate: Callable[[], bool], within_s: float, what: str) -> None:
     deadline = time.monotonic() + within_s
     while not predicate():
@@ -126,11 +131,17 @@ async def test_bars_of_flushes_failing_while_redis_is_down_are_kept_and_written_
         await _until(lambda: pipeline.stats.burst_failures >= 3, 20, "three failed tries")
         for bar in bars[55:]:
             await pipeline.on_candle(bar)  # later bars queue behind the held ones
+        corrected = {i: _revised(bars[i]) for i in (42, 50)}  # one flushed, one still held
+        for candle in corrected.values():
+            await pipeline.on_candle_revised(candle)
         assert pipeline.stats.delivered == 5 and pipeline.stats.held >= 10
         server.start()
         await asyncio.wait_for(pipeline.drain(), 20)
+        bars = [corrected.get(i, bar) for i, bar in enumerate(bars)]
         assert await candles.recent(1, SYMBOL, TF, 100) == bars, "a bar was lost or reordered"
-        assert pipeline.stats.delivered == 20 and pipeline.stats.held == 0
+        # 20 bars, plus the flushed bar's correction carried with the held ones (the held bar's
+        # correction replaced its first copy)
+        assert pipeline.stats.delivered == 21 and pipeline.stats.held == 0
         state = calculator.state(SYMBOL, TF)
         assert state is not None and state.last is not None
         reference = MacdVState(TF)

@@ -30,6 +30,8 @@ class HeldBars:
         self._wake = wake
         self._due = True
         self._log = log
+        self.none = asyncio.Event()
+        """Set while nothing is held (after a successful flush)."""
 
     def __bool__(self) -> bool:
         return bool(self.bars)
@@ -46,6 +48,7 @@ class HeldBars:
     def hold(self, bars: Sequence[Candle], error: Exception) -> None:
         """Keep the bars a try did not flush; schedule the next try."""
         self.bars = list(bars)
+        self.none.clear()
         delay = self._backoff.next_delay()
         self._due = False
         asyncio.get_running_loop().call_later(delay, self._fire)
@@ -64,12 +67,19 @@ class HeldBars:
 
     def flushed(self, count: int) -> None:
         """Note a successful flush (the backoff starts over)."""
+        self.none.set()
         if self._backoff.attempt:
             self._log.info("pipeline.flush_recovered", bars=count, tries=self._backoff.attempt)
             self._backoff.reset()
 
-    def replace(self, candle: Candle) -> bool:
-        """Put a corrected copy in place of its held first copy; False if it is not held."""
+    def keep(self, candle: Candle) -> bool:
+        """Keep a corrected bar while bars are held; False: nothing is held, revise it now.
+
+        It replaces its held first copy, else it goes behind the held bars (a past bar: the
+        stage re-seeds its series from the cache, which it then holds).
+        """
+        if not self.bars:
+            return False
         for position, held in enumerate(self.bars):
             if (held.symbol, held.timeframe, held.open_time) == (
                 candle.symbol,
@@ -78,4 +88,5 @@ class HeldBars:
             ):
                 self.bars[position] = candle
                 return True
-        return False
+        self.bars.append(candle)
+        return True

@@ -111,9 +111,7 @@ class CandlePipeline:
     ) -> None:
         self._exchange_id = exchange_id
         self._exchange_name = exchange_name
-        self._candles = candles
         self._publisher = publisher
-        self._clock = clock
         self.stage = stage or ClosedBarStage(
             candles=candles, publisher=publisher, user_id=user_id, tier2_users=tier2_users
         )
@@ -130,7 +128,6 @@ class CandlePipeline:
         self._delayed: set[BarKey] = set()  # bars of the burst and of `_held` not seen live
         self._late: set[BarKey] = set()  # caught-up bars still queued or gated
         self._settling: set[gaps.Series] = set()  # repaired series whose bars await a flush
-        self._flushed = asyncio.Event()  # set by a successful flush, cleared by a failed one
         self._forgotten: set[str] = set()
         self.stats = PipelineStats()
         self._log = log.bind(exchange=exchange_name)
@@ -149,7 +146,6 @@ class CandlePipeline:
             rest_lag_ms=rest_lag_ms,
             max_concurrent=max_concurrent_repairs,
         )
-        """The gated series and their repairs (`gates`)."""
 
     @property
     def pending_repairs(self) -> int:
@@ -254,7 +250,7 @@ class CandlePipeline:
             await self._queue.join()
             if not self.repairs.gates and not self._held:
                 return
-            await (self.repairs.all_open if self.repairs.gates else self._flushed).wait()
+            await (self.repairs.all_open if self.repairs.gates else self._held.none).wait()
 
     async def _handle_all(self, items: list[object]) -> bool:
         """Handle items in order, bars collected into one burst; return True on `_STOP`."""
@@ -302,7 +298,6 @@ class CandlePipeline:
         except Exception as error:
             failed = error.bars if isinstance(error, BurstFailed) else bars
             self._held.hold(failed, error)
-            self._flushed.clear()
             self._delayed &= {_key(c) for c in failed}
             self.stats.burst_failures += 1
             self.stats.delivered += len(bars) - len(failed)
@@ -312,7 +307,6 @@ class CandlePipeline:
         self.stats.held = 0
         self._delayed.clear()
         self._held.flushed(len(bars))
-        self._flushed.set()
         if self._settling:
             settled, self._settling = self._settling, set()
             await self.repairs.settle(settled)
@@ -346,9 +340,13 @@ class CandlePipeline:
             self._deliver(candle)  # the first copy never went out: this one is the bar
             return
         await self._flush_burst()  # the bars before it go first, in order
-        if self._held.replace(candle):
-            return  # its first copy is still held: this one goes out instead
-        await self.stage.revise(candle)
+        if self._held.keep(candle):
+            return  # the store is failing: it goes out with the held bars
+        try:
+            await self.stage.revise(candle)
+        except Exception as error:  # kept: written with the held bars (a past bar re-seeds)
+            self._held.hold([*self._held.bars, candle], error)
+            return
         self.stats.revised += 1
         self._log.info(
             "pipeline.revised",
