@@ -32,6 +32,7 @@ MACDV = IndicatorType.MACD_V
             "alertcooldown:1:BTC-USD:5m:level_-150",
         ),
         (keys.alert_outbox_key(2), "alertoutbox:2"),
+        (keys.repairs_key(2), "repairs:2"),
         (
             keys.confluence_claim_key("bitcoin", M5, "level", "down"),
             "alertconfluence:bitcoin:5m:level:down",
