@@ -25,7 +25,7 @@ from livermore_cache.status import StatusStore
 from livermore_exchange_sim.faults import RestMode, WsAction, WsActionKind
 from livermore_exchange_sim.market import Venue
 from livermore_exchange_sim.testing import RunningSim
-from livermore_schema.enums import ConnectionState, WorkerRole
+from livermore_schema.enums import ConnectionState, Timeframe, WorkerRole
 
 from .checks import EXCHANGE_IDS, Window
 from .listen import Listener
@@ -77,8 +77,7 @@ class Injector:
         await handler(fault)
         params = " ".join(f"{k}={v:g}" for k, v in fault.params.items())
         spans = " ".join(
-            f"{'blind' if w.blind else 'fuzzy'} {_hms(w.start_ms)}-{_hms(w.end_ms)}"
-            for w in self.windows[windows:]
+            f"{_kind(w)} {_hms(w.start_ms)}-{_hms(w.end_ms)}" for w in self.windows[windows:]
         )
         self.timeline.append(
             f"{_hms(start)} {fault.kind.value} {fault.venue.value} {params} "
@@ -140,6 +139,9 @@ class Injector:
         self.sim.faults.delay_trades(Venue.COINBASE, 0)  # the new connection is live again
         end = await self._reconnected(Venue.COINBASE, mono, "late trades")
         self.windows.append(Window(Venue.COINBASE, start, end, blind=False))
+        # 1m bars built from the held trades stay wrong until the sweep re-reads them
+        horizon = end + int(self.config.reconcile_horizon_sim_s * 1000)
+        self.windows.append(Window(Venue.COINBASE, start - 60_000, horizon, False, Timeframe.M1))
 
     async def _stats(self, venue: Venue) -> dict[str, Any]:
         async with self.http.get(self.sim.rest_url(venue) + "/_sim/stats") as resp:
@@ -226,3 +228,9 @@ class Injector:
 
 def _hms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%H:%M:%S")
+
+
+def _kind(window: Window) -> str:
+    if window.tainted is not None:
+        return f"tainted {window.tainted.value}"
+    return "blind" if window.blind else "fuzzy"

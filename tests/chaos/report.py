@@ -113,7 +113,8 @@ async def build_report(
         f"extra {sum(len(c.extra) for c in series)})",
         f"alerts: expected {verdict.expected} (+{verdict.optional} optional), published "
         f"{verdict.published} ({only_history} seen only in alert_history), "
-        f"delayed {verdict.delayed}",
+        f"delayed {verdict.delayed}; {verdict.tolerated} differing on 1m bars damaged by late "
+        "trades before the sweep corrected them (tolerated)",
         "429s: "
         + ", ".join(f"{venue} {count}" for venue, count in too_many.items())
         + "; REST requests: "

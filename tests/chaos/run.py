@@ -54,6 +54,11 @@ class SoakConfig:
     lead_sim_min: int = 20
     edge_sim_s: float = 45.0
     excursions: int = 4
+    reconcile_interval_s: float = 0.5
+    """The sweep's pace (LIVERMORE_RECONCILE_INTERVAL_S), scaled to the simulation speed: one
+    request every 0.5 s visits each of Coinbase's 12 series every 6 s (6 simulated minutes)."""
+    reconcile_horizon_sim_s: float = 900.0
+    """How long after late trades alerts of the damaged 1m series are tolerated (see checks)."""
     names: dict[Venue, str] = field(
         default_factory=lambda: {Venue.COINBASE: "coinbase", Venue.BINANCE: "binance"}
     )
@@ -91,6 +96,7 @@ async def _run(
             sim.env,
             config.speed * (config.clock_skew if venue is config.skewed_venue else 1.0),
         )
+        | {"LIVERMORE_RECONCILE_INTERVAL_S": f"{config.reconcile_interval_s:g}"}
         for venue, name in config.names.items()
     }
     workers = Workers(config.workdir, envs)
