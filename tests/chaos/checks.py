@@ -28,6 +28,8 @@ from livermore_schema.timeframes import duration_ms
 from .reference import Bar, expected_alerts, fill_gaps, macd_v
 
 EXCHANGE_IDS = {Venue.COINBASE: 1, Venue.BINANCE: 2}
+REPAIR_TAIL_MS = 300_000
+"""Simulated time after a fault window during which a bar's `delayed` flag may go either way."""
 AlertKey = tuple[int, str, str, str, int]
 """(exchange_id, symbol, timeframe, label, bar open time)."""
 
@@ -251,13 +253,18 @@ def _tainted(key: AlertKey, windows: Sequence[Window]) -> bool:
 
 
 def _want_delayed(key: AlertKey, windows: Sequence[Window], edge_ms: int) -> bool | None:
-    """True: the bar closed well inside a blind window; False: far from any window; else None."""
+    """True: the bar closed well inside a blind window; False: far from any window; else None.
+
+    After a window (connected again) the gap's repair still runs and the bars closing meanwhile
+    wait behind its gate: whether those count as delayed is timing, so a tail of `REPAIR_TAIL_MS`
+    after each window is fuzzy too.
+    """
     venue = next(v for v, eid in EXCHANGE_IDS.items() if eid == key[0])
     close = key[4] + duration_ms(Timeframe(key[2]))
     for window in windows:
         if window.venue not in (None, venue) or window.tainted is not None:
             continue
-        if window.start_ms - edge_ms <= close <= window.end_ms + edge_ms:  # near or inside
+        if window.start_ms - edge_ms <= close <= window.end_ms + max(edge_ms, REPAIR_TAIL_MS):
             inside = window.start_ms + edge_ms < close < window.end_ms - edge_ms
             return True if window.blind and inside else None
     return False
