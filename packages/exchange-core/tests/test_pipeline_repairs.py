@@ -221,3 +221,23 @@ async def test_bars_repaired_after_a_rest_outage_alert_once_flagged_delayed(redi
     assert all(e.delayed for e in published)
     closes = {c.open_time + 5 * MIN: c for c in gap}
     assert all(int(e.triggered_at.timestamp() * 1000) in closes for e in published)
+
+
+async def test_a_bar_the_venue_never_had_between_bars_it_has_does_not_freeze_the_series(
+    redis: Any,
+) -> None:
+    rest = [_bar(T0 + i * MIN, source=CandleSource.REST) for i in (1, 3)]  # 2 never exists
+    repairer = FlakyRepairer(rest, fail_at_least=1)
+    repairer.restore()
+    pipeline = _pipeline(redis, repairer)
+    runner = asyncio.create_task(pipeline.run())
+    await pipeline.on_candle(_bar(T0))
+    await pipeline.on_gap(
+        GapNotice("BTC-USD", M1, None, T0 + 4 * MIN, T0, "reconnect", contiguous=True)
+    )
+    await pipeline.on_candle(_bar(T0 + 4 * MIN))
+    await asyncio.wait_for(pipeline.drain(), 10)
+    await pipeline.stop()
+    await runner
+    assert await _open_times(redis) == [T0, T0 + MIN, T0 + 3 * MIN, T0 + 4 * MIN]
+    assert pipeline.stats.repair_failures == 6  # asked that often before accepting the hole

@@ -34,8 +34,13 @@ class GapFetcher:
         self._repairer = repairer
         self._log = log
 
-    async def fetch(self, series: Series, since: int, notice: GapNotice) -> Sequence[Candle]:
+    async def fetch(
+        self, series: Series, since: int, notice: GapNotice, *, settled: bool = False
+    ) -> Sequence[Candle]:
         """Return the closed bars of `[since, notice.until_ms)`.
+
+        `settled`: the range has been asked for long enough that a bar missing between bars
+        REST has is taken as one the venue does not have (logged), not as one still to come.
 
         Raises:
             DataNotReadyError: a contiguous venue's REST lacks bars of the range yet.
@@ -43,7 +48,12 @@ class GapFetcher:
         """
         assert self._repairer is not None
         bars = await self._repairer.repair(series[0], series[1], since, notice.until_ms)
-        _check_complete(bars, series, since, notice)
+        holes = _missing(bars, series, since, notice)
+        newest = max((b.open_time for b in bars if b.closed), default=since - 1)
+        if holes and (not settled or holes[-1] > newest):
+            raise DataNotReadyError(f"{series[0]} {series[1].value}: REST lacks bars of the gap")
+        if holes:  # a venue hole (an exchange outage): waiting longer would freeze the series
+            self._log.error("pipeline.repair_hole_accepted", symbol=series[0], bars=len(holes))
         self._log.info(
             "pipeline.repaired",
             symbol=series[0],
@@ -56,15 +66,13 @@ class GapFetcher:
         return [b for b in bars if b.closed and since <= b.open_time < notice.until_ms]
 
 
-def _check_complete(bars: Sequence[Candle], series: Series, since: int, notice: GapNotice) -> None:
-    """Raise `DataNotReadyError` when a contiguous venue's repair lacks bars of the range."""
+def _missing(bars: Sequence[Candle], series: Series, since: int, notice: GapNotice) -> list[int]:
+    """Return the open times a contiguous venue's repair lacks (none for other venues)."""
     if not notice.contiguous:
-        return
-    step = duration_ms(series[1])
-    wanted = range(since, notice.until_ms, step)
+        return []
     found = {bar.open_time for bar in bars if bar.closed}
-    if any(open_time not in found for open_time in wanted):
-        raise DataNotReadyError(f"{series[0]} {series[1].value}: REST lacks bars of the gap yet")
+    wanted = range(since, notice.until_ms, duration_ms(series[1]))
+    return [open_time for open_time in wanted if open_time not in found]
 
 
 @dataclass(frozen=True, slots=True)

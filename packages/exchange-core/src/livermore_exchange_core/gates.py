@@ -2,11 +2,14 @@
 
 A `GapNotice` closes a gate on its series: later live bars wait behind it while the missing
 range is fetched over REST. **A repair never gives up**: a fetch that fails (REST down, 429s, a
-contiguous venue whose REST lacks bars of the range yet) is retried with capped backoff
+contiguous venue whose REST lacks the range's newest bars yet) is retried with capped backoff
 (`retry`: a policy, or only its cap in seconds, 60 by default) for as long as it takes, and the
 gate stays closed meanwhile, so the series' alerts resume only once its history is whole. A
 repair that has failed its first attempts is logged once as `pipeline.repair_pending`; status
 pages show the count of gated series and the age of the oldest (`pending`, `oldest_age_s`).
+One exception keeps a venue outage from freezing a series for good: once a repair has been
+asked that often, a bar still missing *between* bars REST returns is taken as one the venue
+never had (`pipeline.repair_hole_accepted`); missing newest bars are always waited for.
 
 Pending repairs are durable (`livermore_cache.repairs.RepairStore`): a range is recorded when its
 repair starts and removed only once its bars are written (`settle`, called by the pipeline after
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -256,7 +260,13 @@ class RepairGates:
         self, series: gaps.Series, since: int, notice: GapNotice
     ) -> Sequence[Candle]:
         self.attempts += 1
-        return await self._retrying(series, lambda: self._fetcher.fetch(series, since, notice))
+        tries = itertools.count(1)
+        return await self._retrying(
+            series,
+            lambda: self._fetcher.fetch(
+                series, since, notice, settled=next(tries) > WARN_AFTER_ATTEMPTS
+            ),
+        )
 
     async def _retrying(self, series: gaps.Series, attempt: Callable[[], Awaitable[T]]) -> T:
         """Run `attempt` (holding a repair slot) until it succeeds, with capped backoff."""
