@@ -303,7 +303,7 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=200)
     parser.add_argument("--speed", type=float, default=60.0, help="sim seconds per real second")
     parser.add_argument("--seconds", type=float, default=60.0, help="measured window")
-    parser.add_argument("--warmup", type=float, default=10.0, help="streaming before the window")
+    parser.add_argument("--warmup", type=float, default=30.0, help="streaming before the window")
     parser.add_argument("--backfill", type=int, default=100, help="worker: bars per series")
     parser.add_argument(
         "--streams-per-connection", type=int, default=200, help="worker (cryptofeed: 200)"
