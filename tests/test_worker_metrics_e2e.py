@@ -97,6 +97,7 @@ async def test_worker_metrics_count_closed_bars_and_a_scripted_alert(
     assert _value(samples, "livermore_rest_throttled_total", **ex) == 0
     assert _value(samples, "livermore_reconnects_total", **ex) == 0
     assert _value(samples, "livermore_pending_repairs", **ex) == 0
+    assert _value(samples, "livermore_oldest_repair_age_seconds", **ex) == 0
     assert ("livermore_command_queue_depth", (("exchange", "binance"),)) in samples
     assert _value(samples, "livermore_command_queue_depth", **ex) == 0
     held = [k for k, v in samples.items() if k[0] == "livermore_lease_held" and v == 1]

@@ -241,3 +241,45 @@ async def test_a_bar_the_venue_never_had_between_bars_it_has_does_not_freeze_the
     await runner
     assert await _open_times(redis) == [T0, T0 + MIN, T0 + 3 * MIN, T0 + 4 * MIN]
     assert pipeline.stats.repair_failures == 6  # asked that often before accepting the hole
+
+
+async def test_a_restart_judges_the_bars_stored_after_the_last_judged_one_once_delayed(
+    redis: Any,
+) -> None:
+    """The predecessor judged part of a fall live, then died; the backfill stored the rest."""
+    scenario = macdv_excursion("ETH", NOW - 60 * M5, direction=-1)
+    async with running_sim(seed=11, speed=1.0, start_ms=NOW, scenarios=[scenario]) as sim:
+        history = sim_candles(sim.truth(Venue.COINBASE, "ETH-USD", M5, NOW - 200 * M5, FEED_TO))
+    warm = [c for c in history if c.open_time < FEED_FROM]
+    fed = [c for c in history if c.open_time >= FEED_FROM]
+    expected = expected_labels(history, fed)
+    assert expected == ["level_-150", "level_-200", "level_-250"]
+    cache = CandleCache(redis, CacheSettings())
+    await cache.write_many(warm)
+    pubsub = redis.pubsub()
+    await pubsub.psubscribe(channels.ALL_ALERTS_PATTERN)
+    assert (await pubsub.get_message(timeout=5) or {}).get("type") == "psubscribe"
+    old = _alerting_stage(redis)
+    assert old._calculator is not None
+    await old._calculator.warmup("ETH-USD", Timeframe.M5)
+    live, missed = fed[: len(fed) // 3], fed[len(fed) // 3 :]
+    await old.process(live)  # judged live; then the worker dies
+    await cache.write_many(missed)  # the successor's startup backfill
+    for _ in range(2):  # a restart, then another one over the same bars (a takeover)
+        new = _alerting_stage(redis)
+        assert new._calculator is not None and new.evaluator is not None
+        judged = await new.evaluator.judged([("ETH-USD", Timeframe.M5)])
+        late = await new._calculator.warmup_behind("ETH-USD", Timeframe.M5, *judged.values())
+        pipeline = _pipeline(redis, None, new)
+        runner = asyncio.create_task(pipeline.run())
+        await pipeline.catch_up(late)
+        await asyncio.wait_for(pipeline.drain(), 10)
+        await pipeline.stop()
+        await runner
+    published = await _alerts_until_marker(redis, pubsub)
+    await pubsub.aclose()
+    assert [e.trigger_label for e in published] == expected, "missed, or published twice"
+    missed_closes = {c.open_time + 5 * MIN for c in missed}
+    for event in published:
+        assert event.delayed == (int(event.triggered_at.timestamp() * 1000) in missed_closes)
+    assert any(e.delayed for e in published)
