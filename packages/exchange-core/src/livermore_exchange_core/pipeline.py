@@ -359,16 +359,15 @@ class CandlePipeline:
         """Add a new closed bar to the burst (counted as delivered once it is flushed)."""
         series = (candle.symbol, candle.timeframe)
         last = self._last.get(series)
-        key = _key(candle)
-        late = key in self._late
-        if late:
-            self._late.discard(key)
+        if self._late and _key(candle) in self._late:  # (empty once a start caught up)
+            self._late.discard(_key(candle))
+            delayed = True
         if not candle.closed or candle.synthetic or (last is not None and candle.open_time <= last):
             self.stats.duplicates += 1
             return
         self._last[series] = candle.open_time
-        if delayed or late:
-            self._delayed.add(key)
+        if delayed:
+            self._delayed.add(_key(candle))
         self._burst.append(candle)
 
     # ------------------------------------------------------------------ gaps
