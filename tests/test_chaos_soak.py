@@ -1,4 +1,4 @@
-"""Chaos soak, short form: about an hour of simulated time on Coinbase and Binance with every fault
+"""Chaos soak, short form: ~1.5 simulated hours (~100 s at 60x) on Coinbase and Binance, every fault
 kind once (WebSocket drop/close, stall, a REST outage beyond the retry budget, late Coinbase trades
 across a reconnect, kill -9 of the active Binance worker mid-repair with the standby taking over,
 a Redis restart) and the Coinbase workers on a wrong clock rate. Afterwards the cache equals the

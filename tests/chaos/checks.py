@@ -16,10 +16,12 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
 from livermore_cache import keys
+from livermore_exchange_sim.market import Bar as TruthBar
 from livermore_exchange_sim.market import Venue
 from livermore_exchange_sim.testing import RunningSim
 from livermore_schema.enums import RUNTIME_TIMEFRAMES, Timeframe
@@ -91,8 +93,6 @@ class SeriesCheck:
 
 
 def _hhmm(ms: int) -> str:
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%m-%d %H:%M")
 
 
@@ -140,12 +140,12 @@ async def check_series(
     return result
 
 
-def _differs(got: dict[str, object], bar: object) -> bool:
-    prices = ("open", "high", "low", "close")
-    if any(float(str(got[p])) != getattr(bar, p) for p in prices):
+def _differs(got: dict[str, object], bar: TruthBar) -> bool:
+    wanted = {"open": bar.open, "high": bar.high, "low": bar.low, "close": bar.close}
+    if any(float(str(got[name])) != price for name, price in wanted.items()):
         return True
-    volume, want = float(str(got["volume"])), float(getattr(bar, "volume"))  # noqa: B009
-    return abs(volume - want) > 1e-6 * max(1.0, abs(want))
+    volume = float(str(got["volume"]))
+    return abs(volume - bar.volume) > 1e-6 * max(1.0, abs(bar.volume))
 
 
 async def check_cache(

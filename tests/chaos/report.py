@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from livermore_exchange_sim.testing import RunningSim
 from livermore_schema.alerts import AlertEvent
+from livermore_schema.enums import Timeframe
 from livermore_schema.timeframes import duration_ms
 
 from .checks import (
@@ -52,8 +53,6 @@ def _published(live: Sequence[AlertEvent], history: Sequence[dict[str, Any]]) ->
     for row in history:
         if row["uid"] in items:
             continue
-        from livermore_schema.enums import Timeframe
-
         step = duration_ms(Timeframe(row["timeframe"]))
         bar = int(row["triggered_at"].timestamp() * 1000) - step
         key = (row["exchange_id"], row["symbol"], row["timeframe"], row["label"], bar)
@@ -130,6 +129,4 @@ async def build_report(
 
 
 def _closed_by(item: Published, cut_ms: int) -> bool:
-    from livermore_schema.enums import Timeframe
-
     return item.key[4] + duration_ms(Timeframe(item.key[2])) <= cut_ms
