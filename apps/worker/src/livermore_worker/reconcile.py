@@ -12,6 +12,7 @@ import contextlib
 from typing import TYPE_CHECKING, Protocol
 
 from livermore_exchange_core.base import ExchangeAdapter, RestClient
+from livermore_exchange_core.boundary import BoundaryRestService
 from livermore_exchange_core.clock import ExchangeClock
 from livermore_exchange_core.pipeline import CandlePipeline
 from livermore_exchange_core.servertime import ServerClock
@@ -28,6 +29,7 @@ class Session(Protocol):
     pipeline: CandlePipeline
     adapter: ExchangeAdapter
     profile: ModeProfile
+    boundary: BoundaryRestService | None
 
 
 def follow_stream_time(rest: RestClient, clock: ExchangeClock) -> None:
@@ -54,6 +56,7 @@ class SessionSweep:
             series=self.series,
             now_ms=session.clock.now_ms,
             user_ids=services.tier2,
+            busy=self.busy,
             config=SweepConfig(
                 interval_s=settings.reconcile_interval_s,
                 bars=settings.reconcile_bars,
@@ -66,6 +69,11 @@ class SessionSweep:
         """Every streamed symbol x the mode's timeframes (higher ones included on Coinbase)."""
         symbols = sorted({symbol for symbol, _ in self._session.adapter.subscriptions})
         return [(s, tf) for s in symbols for tf in self._session.profile.timeframes]
+
+    def busy(self) -> bool:
+        """Whether a boundary wave fetches now (the sweep waits its turn)."""
+        boundary = self._session.boundary
+        return boundary is not None and boundary.in_flight
 
     def start(self, group: asyncio.TaskGroup) -> None:
         """Run the sweep in `group` unless `LIVERMORE_RECONCILE_INTERVAL_S` is 0."""

@@ -106,6 +106,11 @@ class BoundaryRestService:
         for timeframe in self._timeframes:
             self._last_boundary[timeframe] = max(self._last_boundary.get(timeframe, 0), boundary_ms)
 
+    @property
+    def in_flight(self) -> bool:
+        """Whether a wave or the start's catch-up is fetching now."""
+        return bool(self._tasks)
+
     def start(self, now_ms: int) -> asyncio.Task[list[Candle]]:
         """Follow boundaries after `now_ms` and fetch, at once, what closed before it uncached.
 

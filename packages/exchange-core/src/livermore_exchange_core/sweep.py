@@ -9,10 +9,11 @@ pipeline as a revision (`on_candle_revised`), the one path of closed bars, so a 
 written, published and re-evaluated like any other.
 
 It stays out of the way: one request every `interval_s` (a small fixed share of the venue's
-budget, through the same limiter), nothing while the pipeline has repairs pending (those take the
-budget first), only bars the pipeline has already delivered (the live path owns the newest) and
-only bars closed `settle_ms` ago in exchange time (REST may lag a close), and nothing older than
-the oldest cached bar of the window (history the backfill never fetched is not a hole).
+budget, through the same limiter), nothing while the pipeline has repairs pending or `busy()` says
+other REST work runs (a boundary wave: those take the budget first), only bars the pipeline has
+already delivered (the live path owns the newest), only bars closed `settle_ms` ago in exchange
+time (REST may lag a close), and nothing older than the oldest cached bar of the window (history
+the backfill never fetched is not a hole).
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ class ReconciliationSweep:
         now_ms: Callable[[], int],
         user_ids: Mapping[str, int] | None = None,
         config: SweepConfig | None = None,
+        busy: Callable[[], bool] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._rest = rest_client
@@ -119,6 +121,7 @@ class ReconciliationSweep:
         self._now_ms = now_ms
         self._user_ids: Mapping[str, int] = user_ids if user_ids is not None else {}
         self.config = config or SweepConfig()
+        self._busy = busy
         self._sleep = sleep
         self._queue: list[Series] = []
         self._round = asyncio.Condition()
@@ -129,7 +132,7 @@ class ReconciliationSweep:
         """Check one series every `interval_s`, for ever (cancel to stop)."""
         while True:
             await self._sleep(self.config.interval_s)
-            if self._sink.pending_repairs:
+            if self._sink.pending_repairs or (self._busy is not None and self._busy()):
                 self.stats.skipped_busy += 1
                 continue
             series = await self._next()
