@@ -169,6 +169,8 @@ class AlertVerdict:
     published: int = 0
     delayed: int = 0
     tolerated: int = 0
+    flag_checked: Counter[bool] = field(default_factory=Counter)
+    """How many alerts' `delayed` flag was held to True / to False."""
     problems: list[str] = field(default_factory=list)
 
 
@@ -224,21 +226,37 @@ def judge_alerts(
                 continue
             verdict.problems.append(f"alert missing: {_key(key)} macd_v {value:.2f}")
     for key, ids in sorted(by_key.items(), key=lambda kv: kv[0][4]):
-        if len(ids) > 1:
-            verdict.problems.append(f"alert published {len(ids)} times: {_key(key)}")
-        first = next(iter(ids.values()))
-        if key not in reference and _tainted(key, windows):
+        _judge_published(verdict, key, list(ids.values()), reference, windows, edge_ms)
+    return verdict
+
+
+def _judge_published(
+    verdict: AlertVerdict,
+    key: AlertKey,
+    copies: list[Published],
+    reference: dict[AlertKey, tuple[bool, float]],
+    windows: Sequence[Window],
+    edge_ms: int,
+) -> None:
+    """Once, implied by the truth (or tolerated), and flagged `delayed` as its window says."""
+    if len(copies) > 1:
+        verdict.problems.append(f"alert published {len(copies)} times: {_key(key)}")
+    first = copies[0]
+    if key not in reference:
+        if _tainted(key, windows):
             verdict.tolerated += 1
-        elif key not in reference:
+        else:
             verdict.problems.append(
                 f"alert not implied by the truth: {_key(key)} "
                 f"macd_v {first.macd_v:.2f} delayed={first.delayed}"
             )
-            continue
-        want = _want_delayed(key, windows, edge_ms)
-        if want is not None and first.delayed != want:
-            verdict.problems.append(f"alert delayed={first.delayed}, expected {want}: {_key(key)}")
-    return verdict
+        return
+    want = _want_delayed(key, windows, edge_ms)
+    if want is None:
+        return
+    verdict.flag_checked[want] += 1
+    if first.delayed != want:
+        verdict.problems.append(f"alert delayed={first.delayed}, expected {want}: {_key(key)}")
 
 
 def _tainted(key: AlertKey, windows: Sequence[Window]) -> bool:

@@ -113,7 +113,8 @@ async def build_report(
         f"alerts: expected {verdict.expected} (+{verdict.optional} optional), published "
         f"{verdict.published} ({only_history} seen only in alert_history), "
         f"delayed {verdict.delayed}; {verdict.tolerated} differing on 1m bars damaged by late "
-        "trades before the sweep corrected them (tolerated)",
+        "trades before the sweep corrected them (tolerated); delayed flag held to true on "
+        f"{verdict.flag_checked[True]}, to false on {verdict.flag_checked[False]}",
         "429s: "
         + ", ".join(f"{venue} {count}" for venue, count in too_many.items())
         + "; REST requests: "
