@@ -11,13 +11,14 @@ database, the simulator in this process, real `livermore-worker` processes.
 
 Prints: simulated hours, faults injected by kind, bars compared (missing / duplicate / unfinished /
 differing / extra), alerts expected / published / delayed, 429s, takeover times, the fault
-timeline, then every failed check. Exits 1 when a check failed.
+timeline, then every failed check. Exits 1 when a check failed (the logs are kept then).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -39,13 +40,11 @@ def main() -> int:
     parser.add_argument("--skew", type=float, default=0.8, help="Coinbase clock rate factor")
     parser.add_argument("--settle", type=float, default=120.0, help="wall s to wait at the end")
     args = parser.parse_args()
-    with (
-        throwaway_database(DatabaseSettings()) as database,
-        tempfile.TemporaryDirectory(prefix="livermore-chaos-") as workdir,
-    ):
+    workdir = Path(tempfile.mkdtemp(prefix="livermore-chaos-"))
+    with throwaway_database(DatabaseSettings()) as database:
         upgrade(database)
         config = SoakConfig(
-            workdir=Path(workdir),
+            workdir=workdir,
             seed=args.seed,
             speed=args.speed,
             rounds=args.rounds,
@@ -53,8 +52,12 @@ def main() -> int:
             settle_wall_s=args.settle,
         )
         report = asyncio.run(run_soak(config, database))
-        print(report.text(), flush=True)
-        return 1 if report.failures else 0
+    print(report.text(), flush=True)
+    if report.failures:
+        print(f"worker and redis logs kept in {workdir}", flush=True)
+        return 1
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ class Injector:
         self.injected: Counter[str] = Counter()
         self.takeovers: list[float] = []
         self.problems: list[str] = []
+        self.notes: list[str] = []
         self.timeline: list[str] = []
 
     async def inject(self, fault: Fault) -> None:
@@ -171,6 +172,7 @@ class Injector:
         if active is None:
             self.problems.append(f"{venue.value}: no live active worker to kill")
             return
+        await self._ensure_standby(venue, name)
         start = self._now()
         stall_ms = int(fault.params["stall_sim_s"] * 1000)
         self.sim.faults.stall(venue, fault.params["stall_sim_s"])
@@ -190,6 +192,27 @@ class Injector:
         if took is not None:
             self.takeovers.append(took)
         self.standby = self.workers.spawn(name, autostart=False)
+
+    async def _ensure_standby(self, venue: Venue, name: str) -> None:
+        """Start a fresh standby when the last one died (as a supervisor would), and say so."""
+        standby = self.standby
+        if standby is not None and standby.alive():
+            return
+        if standby is not None:
+            self.notes.append(
+                f"{venue.value} standby {standby.log_path.name} had exited "
+                f"({standby.proc.returncode}): {_last_line(standby)}; started another"
+            )
+        self.standby = self.workers.spawn(name, autostart=False)
+        began = time.monotonic()
+        while time.monotonic() - began < RECONNECT_S:  # until it announced itself as standby
+            if any(
+                s.mono > began and s.event.exchange_id == EXCHANGE_IDS[venue]
+                for s in self.listener.lifecycle
+            ):
+                return
+            await asyncio.sleep(0.1)  # polling what another process published
+        self.problems.append(f"{venue.value}: the replacement standby never announced itself")
 
     async def _takeover(self, venue: Venue, old: str, killed: float) -> tuple[float | None, int]:
         """Wait until another worker serves `venue`: (seconds after the kill, sim time)."""
@@ -234,3 +257,8 @@ def _kind(window: Window) -> str:
     if window.tainted is not None:
         return f"tainted {window.tainted.value}"
     return "blind" if window.blind else "fuzzy"
+
+
+def _last_line(worker: Worker) -> str:
+    lines = worker.tail(5).splitlines()
+    return lines[-1][:200] if lines else "(no output)"

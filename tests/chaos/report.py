@@ -79,6 +79,7 @@ async def build_report(
     wall_s: float,
     listener_reconnects: int,
     problems: list[str],
+    notes: list[str],
     timeline: list[str],
 ) -> Report:
     """Run every check and format the figures."""
@@ -123,6 +124,7 @@ async def build_report(
         + (", ".join(f"{t:.1f} s" for t in takeovers) or "none"),
         f"listener resubscribed {listener_reconnects} time(s); worker exits: "
         + ", ".join(f"{name} {code}" for name, code in exits.items()),
+        *(f"note: {note}" for note in notes),
         "fault timeline (simulated UTC):",
         *(f"  {line}" for line in timeline),
     ]

@@ -152,6 +152,7 @@ async def _run(
             wall_s=time.monotonic() - wall0,
             listener_reconnects=listener.reconnects,
             problems=injector.problems,
+            notes=injector.notes,
             timeline=injector.timeline,
         )
     finally:
