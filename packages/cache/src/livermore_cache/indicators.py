@@ -58,9 +58,34 @@ class IndicatorCache:
         A reading of a Tier 2 symbol held by several users goes to each holder's key and is
         announced once.
         """
-        payload = value.model_dump_json()
-        for index, owner in enumerate(self._targets(value, user_id)):
-            key = self.write_key(value, owner)
+        self.add_payload(
+            batch,
+            (value.exchange_id, value.symbol, value.timeframe, value.type),
+            value.model_dump_json(),
+            user_id=user_id,
+            announce=announce,
+        )
+
+    def add_payload(
+        self,
+        batch: WriteBatch,
+        series: tuple[int, str, Timeframe, IndicatorType],
+        payload: str,
+        *,
+        user_id: int | None = None,
+        announce: Sequence[str] = (),
+    ) -> None:
+        """`add_write` of a reading already serialised (`payload`: the model's exact JSON).
+
+        `series`: the reading's (exchange id, symbol, timeframe, indicator type).
+        """
+        exchange_id, symbol, timeframe, indicator = series
+        targets = write_targets(self._holders, exchange_id, symbol, user_id)
+        for index, owner in enumerate(targets):
+            if owner is None:
+                key = keys.indicator_key(exchange_id, symbol, timeframe, indicator)
+            else:
+                key = keys.user_indicator_key(owner, exchange_id, symbol, timeframe, indicator)
             said = announce if index == 0 else ()  # a script: the lease epoch is checked
             batch.add_script(SET_PUBLISH, key, payload, self._ttl, *said)
 

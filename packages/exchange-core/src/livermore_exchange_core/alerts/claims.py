@@ -12,6 +12,7 @@ from typing import Any
 
 from livermore_cache.batch import LuaScript
 from livermore_exchange_core.alerts.rules import Reversal, RuleOutcome, Trigger, evaluate_rules
+from livermore_exchange_core.indicators.reading import Reading
 from livermore_schema.enums import Timeframe
 from livermore_schema.indicators import IndicatorValue
 
@@ -93,7 +94,7 @@ def text(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def plan(state: State, value: IndicatorValue, macd_v: float) -> Claim | None:
+def plan(state: State, value: AnyValue, macd_v: float) -> Claim | None:
     """Return the claim of `value` on `state`, or None when the bar is not to be judged."""
     stored, prev, armed, before = state
     new_prev = repr(macd_v)
@@ -152,7 +153,9 @@ def disarmed_state(known: State | None, open_time: int, disarmed: int) -> State 
     return known
 
 
-Rated = tuple[IndicatorValue, int | None]
+AnyValue = IndicatorValue | Reading
+"""A value to judge: the model, or the burst path's `Reading` (a model only once it fires)."""
+Rated = tuple[AnyValue, int | None]
 """An indicator value and the Tier 2 user whose keys hold its series (None: Tier 1)."""
 
 BarKey = tuple[str, Timeframe, int]
@@ -163,7 +166,7 @@ their alerts carry `delayed: true` (SPEC section 7)."""
 NONE_DELAYED: Delayed = frozenset()
 
 
-def is_delayed(value: IndicatorValue, delayed: Delayed) -> bool:
+def is_delayed(value: AnyValue, delayed: Delayed) -> bool:
     """Return whether a value's bar is one of `delayed`."""
     return bool(delayed) and (value.symbol, value.timeframe, value.open_time) in delayed
 
@@ -172,7 +175,7 @@ def is_delayed(value: IndicatorValue, delayed: Delayed) -> bool:
 class Planned:
     """A claim queued on a batch (`queue_claims`): settle it with `judge`."""
 
-    value: IndicatorValue
+    value: AnyValue
     user_id: int | None
     state_key: str
     state: State

@@ -51,6 +51,7 @@ from livermore_exchange_core.alerts.claims import (
     EMPTY,
     NONE_DELAYED,
     STATE_FIELDS,
+    AnyValue,
     Claim,
     Delayed,
     Planned,
@@ -69,6 +70,7 @@ from livermore_exchange_core.alerts.rules import Reversal, Trigger
 from livermore_exchange_core.alerts.sinks import AlertSink as AlertSink
 from livermore_exchange_core.alerts.sinks import FanOutSink as FanOutSink
 from livermore_exchange_core.alerts.sinks import alert_details
+from livermore_exchange_core.indicators.reading import model_of
 from livermore_exchange_core.symbols.assets import AssetMap
 from livermore_schema.alerts import AlertEvent, TimeframeContext
 from livermore_schema.enums import RUNTIME_TIMEFRAMES, Timeframe
@@ -222,10 +224,12 @@ class AlertEvaluator:
             if got is not None and got.outcome.triggers:
                 triggers = list(got.outcome.triggers)
                 late = got.revising or p.delayed
-                won.append(Won(p.value, p.user_id, p.state_key, triggers, late))
+                won.append(Won(model_of(p.value), p.user_id, p.state_key, triggers, late))
         fired = await self._fire_many(won) if won else 0
         for p in (p for p in planned if p.claim is None):  # behind a reversal: now disarmed
-            fired += len(await self.evaluate(p.value, user_id=p.user_id, delayed=p.delayed))
+            fired += len(
+                await self.evaluate(model_of(p.value), user_id=p.user_id, delayed=p.delayed)
+            )
         return fired
 
     async def _fire_many(self, won: list[Won]) -> int:
@@ -277,9 +281,7 @@ class AlertEvaluator:
         if known is not None:
             self._known[state_key] = known
 
-    async def _claim_bar(
-        self, state_key: str, value: IndicatorValue, macd_v: float
-    ) -> Claim | None:
+    async def _claim_bar(self, state_key: str, value: AnyValue, macd_v: float) -> Claim | None:
         """Claim the bar (or its correction); return the claim, or None if not ours."""
         state = self._known.get(state_key)
         for _ in range(_CLAIM_ATTEMPTS):
@@ -298,7 +300,7 @@ class AlertEvaluator:
         return None
 
     def _claimed(
-        self, state_key: str, value: IndicatorValue, state: State, claim: Claim, answer: int
+        self, state_key: str, value: AnyValue, state: State, claim: Claim, answer: int
     ) -> bool:
         """Record the claim script's answer (1 claimed, 0 not ours, -1 moved); True if claimed."""
         if answer == 1:
@@ -321,8 +323,7 @@ class AlertEvaluator:
 
     async def _take_cooldown(self, value: IndicatorValue, label: str) -> bool:
         key = keys.alert_cooldown_key(value.exchange_id, value.symbol, value.timeframe, label)
-        args = [value.open_time, *self._cooldown_tail]
-        if int(await self._cooldown(keys=[key], args=args)) == 1:
+        if int(await self._cooldown(keys=[key], args=[value.open_time, *self._cooldown_tail])):
             return True
         self._log.info("alert.cooldown", symbol=value.symbol, tf=value.timeframe.value, label=label)
         return False

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 
+from livermore_cache import channels
 from livermore_cache.batch import WriteBatch
 from livermore_cache.candles import CandleCache
 from livermore_cache.indicators import IndicatorCache
@@ -28,6 +29,7 @@ from livermore_exchange_core.indicators.macdv import (
     MacdVPoint,
     MacdVState,
 )
+from livermore_exchange_core.indicators.reading import Reading
 from livermore_schema.enums import Timeframe
 from livermore_schema.indicators import IndicatorValue, MacdVValues
 from livermore_schema.market import Candle
@@ -112,10 +114,11 @@ class IndicatorCalculator:
         async with self._lock(symbol, timeframe):
             return await self._warmup(symbol, timeframe, None, user_id)
 
-    def advance(self, candle: Candle) -> IndicatorValue | None:
+    def advance(self, candle: Candle) -> Reading | None:
         """Update a warm series with its next closed bar, in process; None: take `on_closed_candle`.
 
-        The burst path: no I/O, the caller writes and publishes the value. None means the series
+        The burst path: no I/O, no pydantic model (`Reading`), the caller writes and publishes
+        the value (`add_value`). None means the series
         is cold, busy (a warm-up holds its lock) or the bar is not newer than its last one: the
         caller hands the bar to `on_closed_candle` once the bar is in the cache.
         """
@@ -129,15 +132,15 @@ class IndicatorCalculator:
             lock is not None and lock.locked()
         ):
             return None
-        point = state.update(candle)
-        return to_indicator_value(
-            point, exchange_id=self._exchange_id, symbol=candle.symbol, timeframe=candle.timeframe
-        )
+        return Reading(self._exchange_id, candle.symbol, candle.timeframe, state.update(candle))
 
-    def add_value(self, batch: WriteBatch, value: IndicatorValue, user_id: int | None) -> None:
+    def add_value(self, batch: WriteBatch, value: Reading, user_id: int | None) -> None:
         """Queue the write and the publish of a value `advance` returned, in that order."""
-        announce = self._publisher.indicator_channels(value)
-        self._indicators.add_write(batch, value, user_id=user_id, announce=announce)
+        series = (value.exchange_id, value.symbol, value.timeframe, value.type)
+        announce = [channels.indicator_channel(*series)]
+        self._indicators.add_payload(
+            batch, series, value.json(), user_id=user_id, announce=announce
+        )
 
     async def on_closed_candle(
         self, candle: Candle, *, user_id: int | None = None, batch: WriteBatch | None = None
