@@ -282,6 +282,11 @@ class WriteBatch:
     async def _run(
         self, dispatcher: LuaScript, packed: list[str], checked: tuple[Any, ...]
     ) -> list[Any]:
+        if len(packed) == 1:  # a steady bar's burst: no pipeline object, one plain call
+            try:
+                return [await self._redis.evalsha(dispatcher.sha, 0, packed[0], *checked)]
+            except ResponseError as error:  # NOSCRIPT, STALEEPOCH: in place, as below
+                return [error]
         pipe = self._redis.pipeline(transaction=False)
         for text in packed:
             pipe.evalsha(dispatcher.sha, 0, text, *checked)
