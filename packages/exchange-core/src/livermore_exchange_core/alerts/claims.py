@@ -10,6 +10,7 @@ from collections.abc import Set
 from dataclasses import dataclass
 from typing import Any
 
+from livermore_cache import keys
 from livermore_cache.batch import LuaScript
 from livermore_exchange_core.alerts.rules import Reversal, RuleOutcome, Trigger, evaluate_rules
 from livermore_exchange_core.indicators.reading import Reading
@@ -127,6 +128,21 @@ def after(state: State, claim: Claim) -> State:
     new_armed = "1" if claim.outcome.rearmed or not armed else armed
     new_before = before if claim.revising else prev
     return str(claim.args[0]), str(claim.args[5]), new_armed, new_before
+
+
+class StateKeys(dict[tuple[str, Timeframe], str]):
+    """The alert state key of each (symbol, timeframe) of one exchange, built once per series.
+
+    Built under the namespace current at first use (a process serves one deployment).
+    """
+
+    def __init__(self, exchange_id: int) -> None:
+        super().__init__()
+        self.exchange_id = exchange_id
+
+    def __missing__(self, series: tuple[str, Timeframe]) -> str:
+        key = self[series] = keys.alert_state_key(self.exchange_id, *series)
+        return key
 
 
 STATE_FIELDS = ("open_time", "prev", "armed", "before")

@@ -57,6 +57,7 @@ from livermore_exchange_core.alerts.claims import (
     Planned,
     Rated,
     State,
+    StateKeys,
     Won,
     after,
     disarmed_state,
@@ -115,6 +116,7 @@ class AlertEvaluator:
         self._disarm = redis.register_script(DISARM)
         self._cooldown = redis.register_script(COOLDOWN)
         self._known: dict[str, State] = {}  # state key -> what this evaluator last claimed
+        self._state_keys = StateKeys(exchange_id)
         self._log = log.bind(exchange_id=exchange_id, exchange=exchange_name)
 
     async def evaluate(
@@ -131,7 +133,7 @@ class AlertEvaluator:
         macd_v = value.value.macd_v
         if value.exchange_id != self._exchange_id or macd_v is None:
             return []
-        state_key = keys.alert_state_key(value.exchange_id, value.symbol, value.timeframe)
+        state_key = self._state_keys[(value.symbol, value.timeframe)]
         claim = await self._claim_bar(state_key, value, macd_v)
         if claim is None:
             return []
@@ -160,7 +162,7 @@ class AlertEvaluator:
 
     async def prefetch(self, series: Sequence[tuple[str, Timeframe]]) -> None:
         """Read the stored state of the series this evaluator knows nothing of (one round trip)."""
-        wanted = (keys.alert_state_key(self._exchange_id, s, tf) for s, tf in series)
+        wanted = map(self._state_keys.__getitem__, series)
         unknown = list(dict.fromkeys(key for key in wanted if key not in self._known))
         if not unknown:
             return
@@ -175,17 +177,13 @@ class AlertEvaluator:
     ) -> dict[tuple[str, Timeframe], int | None]:
         """Return the open time of the last bar judged per series (None: never judged)."""
         await self.prefetch(series)
-        found: dict[tuple[str, Timeframe], int | None] = {}
-        for symbol, timeframe in series:
-            key = keys.alert_state_key(self._exchange_id, symbol, timeframe)
-            stored = self._known.get(key, EMPTY)[0]
-            found[(symbol, timeframe)] = int(stored) if stored else None
-        return found
+        stored = {s: self._known.get(self._state_keys[s], EMPTY)[0] for s in series}
+        return {s: int(at) if at else None for s, at in stored.items()}
 
     def forget(self, series: Iterable[tuple[str, Timeframe]]) -> None:
         """Drop the known state of series whose claims were never sent (a failed flush)."""
         for symbol, timeframe in series:
-            self._known.pop(keys.alert_state_key(self._exchange_id, symbol, timeframe), None)
+            self._known.pop(self._state_keys[(symbol, timeframe)], None)
 
     def queue_claims(
         self, batch: WriteBatch, values: Sequence[Rated], delayed: Delayed = NONE_DELAYED
@@ -196,7 +194,7 @@ class AlertEvaluator:
         for value, user_id in values:
             if value.exchange_id != self._exchange_id or value.value.macd_v is None:
                 continue
-            key = keys.alert_state_key(value.exchange_id, value.symbol, value.timeframe)
+            key = self._state_keys[(value.symbol, value.timeframe)]
             late = is_delayed(value, delayed)
             if key in reversing:
                 planned.append(Planned(value, user_id, key, EMPTY, None, -1, late))
