@@ -231,6 +231,7 @@ async def warm_up(path: DataPath, paths: dict[str, list[SeriesPath]], history: i
     todo = [(p.symbol, p.timeframe) for series in paths.values() for p in series]
     for start in range(0, len(todo), 64):
         await asyncio.gather(*(path.calculator.warmup(s, tf) for s, tf in todo[start : start + 64]))
+    await path.evaluator.judged(todo)  # as the worker's warm-up: every alert state read once
     print(
         f"warm-up: {len(todo)} series x {history} bars written in {written - started:.1f} s, "
         f"calculator seeded in {time.perf_counter() - written:.1f} s"
