@@ -4,7 +4,7 @@
 `IndicatorValue.model_dump_json()` gives for the same value (tested byte for byte): the same
 fields in the same order, written from the `MacdVPoint` by pydantic-core's own serialiser (so
 floats, NaN/infinity as null, enums and string escaping come out as the model writes them),
-without validating a model (about 7 -> 4 us a bar). `model()` builds (once) the validated
+without validating a model (about 7 -> 3 us a bar). `model()` builds (once) the validated
 `IndicatorValue`, which the alert path asks for only when a bar's claim fires something. Readers
 validate the stored and published JSON with the model as before.
 """
@@ -19,6 +19,8 @@ from pydantic_core import to_json
 from livermore_exchange_core.indicators.macdv import MacdVPoint
 from livermore_schema.enums import IndicatorType, Timeframe
 from livermore_schema.indicators import IndicatorValue, MacdVValues
+
+_MACD_V = IndicatorType.MACD_V.value
 
 
 @dataclass(slots=True, eq=False)
@@ -72,8 +74,8 @@ class Reading:
         fields = {
             "exchange_id": self.exchange_id,
             "symbol": self.symbol,
-            "timeframe": self.timeframe,
-            "type": IndicatorType.MACD_V,
+            "timeframe": self.timeframe.value,  # plain str: an enum costs to_json 4x the time
+            "type": _MACD_V,
             "open_time": p.open_time,
             "value": {
                 "macd_v": p.macd_v,
@@ -83,8 +85,8 @@ class Reading:
                 "slow_ema": p.slow_ema,
                 "atr": p.atr,
             },
-            "stage": p.stage,
-            "liquidity": p.liquidity,
+            "stage": p.stage.value,
+            "liquidity": p.liquidity.value,
             "gap_ratio": p.gap_ratio,
             "seeded": p.seeded,
             "n_eff": p.n_eff,
