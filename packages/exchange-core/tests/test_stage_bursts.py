@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import socket
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from livermore_cache import channels
 from livermore_cache.candles import CandleCache
@@ -18,7 +21,7 @@ from livermore_exchange_core.clock import ExchangeClock
 from livermore_exchange_core.events import GapNotice
 from livermore_exchange_core.indicators.calculator import IndicatorCalculator
 from livermore_exchange_core.pipeline import CandlePipeline
-from livermore_exchange_core.stage import ClosedBarStage
+from livermore_exchange_core.stage import BurstFailed, ClosedBarStage
 from livermore_exchange_sim.market import Venue
 from livermore_exchange_sim.scenarios import macdv_excursion
 from livermore_exchange_sim.testing import running_sim
@@ -327,3 +330,40 @@ async def test_a_burst_in_parts_keeps_every_series_in_one_part_and_in_order(redi
         assert len(holding) == 1, symbol  # a series never spans two parts
         stored = await candles.between(1, symbol, Timeframe.M1, T0, T0 + 2 * MIN)
         assert [c.open_time for c in stored] == [T0, T0 + MIN, T0 + 2 * MIN]
+
+
+class GcSeen(Bursts):
+    """Notes whether the cyclic collector was on while each flush was told."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.collecting: list[bool] = []
+
+    def on_closed_bars(self, bars: Sequence[Candle]) -> None:
+        super().on_closed_bars(bars)
+        self.collecting.append(gc.isenabled())
+
+
+async def test_the_collector_pauses_for_a_burst_in_parts_only(redis: Any) -> None:
+    settings = CacheSettings()
+    candles, publisher = CandleCache(redis, settings), Publisher(redis, settings)
+    seen = GcSeen()
+    stage = ClosedBarStage(candles=candles, publisher=publisher, followers=[seen], part_size=4)
+    assert gc.isenabled()
+    await stage.process([_bar("ONE-USD", Timeframe.M1, 0, CandleSource.WS)])  # a steady bar
+    bars = [_bar(f"S{n}-USD", Timeframe.M1, 0, CandleSource.WS) for n in range(12)]
+    await stage.process(bars)  # three parts
+    assert seen.collecting == [True, False, False, False] and gc.isenabled()
+    with socket.socket() as probe:  # a port nothing listens on: every part's flush fails
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dead = Redis(host="127.0.0.1", port=port)
+    failing = ClosedBarStage(
+        candles=CandleCache(dead, settings), publisher=Publisher(dead, settings), part_size=4
+    )
+    try:
+        with pytest.raises(BurstFailed) as failed:
+            await failing.process(bars)
+    finally:
+        await dead.aclose()
+    assert len(failed.value.bars) == len(bars) and gc.isenabled()  # on again all the same

@@ -12,7 +12,9 @@ A burst (every bar that arrived together: 6,000 at a day boundary) goes through:
 4. `flush`: all of it as ONE round trip on one connection (`WriteBatch`), in order, so every
    publish reaches subscribers after its write ("published after written"); a large burst goes
    in parts of `part_size` bars split by series (a series never spans two parts), each sent as
-   soon as it is prepared, so Redis works through one while the next is prepared;
+   soon as it is prepared, so Redis works through one while the next is prepared; the cyclic
+   garbage collector is paused while such a burst runs (its passes, 50-100 ms a boundary, come
+   after the burst's alerts instead of inside it);
 5. `AlertEvaluator.judge`: the claims' answers, then the cooldowns and reads, then the alert
    publishes, one round trip each; cold series (no state yet, or a warm-up in progress) are
    seeded from the cache, which now holds their bars, and judged after (rare: after a start);
@@ -35,6 +37,7 @@ published) are counted per exchange in `telemetry`, once per burst.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -143,18 +146,36 @@ class ClosedBarStage:
         if evaluator is not None:  # the claims are planned on the stored alert states
             await evaluator.prefetch([(c.symbol, c.timeframe) for c in bars if self._rated(c)])
         parts = _parts(bars, self.part_size)
-        flights: list[tuple[Burst, asyncio.Future[list[Any]]]] = []
-        for part in parts:
-            burst = self.prepare(part, evaluator, delayed)
-            if not burst.bars:
-                continue
-            if len(parts) == 1:  # between boundaries: no task, no extra turn of the loop
+        if len(parts) == 1:  # between boundaries: no task, no extra turn of the loop
+            burst = self.prepare(parts[0], evaluator, delayed)
+            if burst.bars:
                 try:
                     replies = await self.flush(burst)
                 except Exception as error:
                     raise self._failed(burst.bars, error) from error
                 await self._finish(burst, replies, entered)
-                return
+            return
+        paused = gc.isenabled()
+        if paused:  # a boundary's burst: the cyclic collector runs once its alerts are out
+            gc.disable()
+        try:
+            await self._process_parts(parts, evaluator, delayed, entered)
+        finally:
+            if paused:
+                gc.enable()
+
+    async def _process_parts(
+        self,
+        parts: list[list[Candle]],
+        evaluator: AlertEvaluator | None,
+        delayed: Delayed,
+        entered: float,
+    ) -> None:
+        flights: list[tuple[Burst, asyncio.Future[list[Any]]]] = []
+        for part in parts:
+            burst = self.prepare(part, evaluator, delayed)
+            if not burst.bars:
+                continue
             flights.append((burst, asyncio.ensure_future(self.flush(burst))))
             await asyncio.sleep(0)  # it goes out while the next part is prepared
         unflushed: list[Candle] = []
