@@ -7,9 +7,8 @@ import random
 
 import pytest
 
-from livermore_exchange_core.indicators.calculator import to_indicator_value
 from livermore_exchange_core.indicators.macdv import MacdVPoint, MacdVState
-from livermore_exchange_core.indicators.reading import Reading, model_of
+from livermore_exchange_core.indicators.reading import Reading, model_of, to_indicator_value
 from livermore_schema.enums import Timeframe
 from livermore_schema.indicators import IndicatorValue
 from livermore_schema.timeframes import duration_ms

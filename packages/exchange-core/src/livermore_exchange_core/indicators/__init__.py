@@ -1,6 +1,6 @@
 """MACD-V: pure primitives, the batch reference, the incremental state and the calculator."""
 
-from livermore_exchange_core.indicators.calculator import IndicatorCalculator, to_indicator_value
+from livermore_exchange_core.indicators.calculator import IndicatorCalculator
 from livermore_exchange_core.indicators.macdv import (
     DEFAULT_PARAMS,
     MacdVParams,
@@ -18,6 +18,7 @@ from livermore_exchange_core.indicators.primitives import (
     true_range,
     wilder_atr,
 )
+from livermore_exchange_core.indicators.reading import to_indicator_value
 
 __all__ = [
     "DEFAULT_PARAMS",

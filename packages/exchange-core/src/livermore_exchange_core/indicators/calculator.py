@@ -26,12 +26,11 @@ from livermore_cache.pubsub import Publisher
 from livermore_exchange_core.indicators.macdv import (
     DEFAULT_PARAMS,
     MacdVParams,
-    MacdVPoint,
     MacdVState,
 )
-from livermore_exchange_core.indicators.reading import Reading
+from livermore_exchange_core.indicators.reading import Reading, to_indicator_value
 from livermore_schema.enums import Timeframe
-from livermore_schema.indicators import IndicatorValue, MacdVValues
+from livermore_schema.indicators import IndicatorValue
 from livermore_schema.market import Candle
 
 log = structlog.get_logger(__name__)
@@ -40,31 +39,6 @@ DEFAULT_WARMUP_CANDLES = 1000
 """Candles read from the cache to seed a series (the cache's default retention)."""
 
 SeriesKey = tuple[str, Timeframe]
-
-
-def to_indicator_value(
-    point: MacdVPoint, *, exchange_id: int, symbol: str, timeframe: Timeframe
-) -> IndicatorValue:
-    """Return the SPEC section 6 IndicatorValue of a MACD-V point."""
-    return IndicatorValue(
-        exchange_id=exchange_id,
-        symbol=symbol,
-        timeframe=timeframe,
-        open_time=point.open_time,
-        value=MacdVValues(
-            macd_v=point.macd_v,
-            signal=point.signal,
-            histogram=point.histogram,
-            fast_ema=point.fast_ema,
-            slow_ema=point.slow_ema,
-            atr=point.atr,
-        ),
-        stage=point.stage,
-        liquidity=point.liquidity,
-        gap_ratio=point.gap_ratio,
-        seeded=point.seeded,
-        n_eff=point.n_eff,
-    )
 
 
 class IndicatorCalculator:

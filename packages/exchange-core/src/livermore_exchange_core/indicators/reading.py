@@ -23,6 +23,31 @@ from livermore_schema.indicators import IndicatorValue, MacdVValues
 _MACD_V = IndicatorType.MACD_V.value
 
 
+def to_indicator_value(
+    point: MacdVPoint, *, exchange_id: int, symbol: str, timeframe: Timeframe
+) -> IndicatorValue:
+    """Return the SPEC section 6 IndicatorValue of a MACD-V point."""
+    return IndicatorValue(
+        exchange_id=exchange_id,
+        symbol=symbol,
+        timeframe=timeframe,
+        open_time=point.open_time,
+        value=MacdVValues(
+            macd_v=point.macd_v,
+            signal=point.signal,
+            histogram=point.histogram,
+            fast_ema=point.fast_ema,
+            slow_ema=point.slow_ema,
+            atr=point.atr,
+        ),
+        stage=point.stage,
+        liquidity=point.liquidity,
+        gap_ratio=point.gap_ratio,
+        seeded=point.seeded,
+        n_eff=point.n_eff,
+    )
+
+
 @dataclass(slots=True, eq=False)
 class Reading:
     """The MACD-V value of one new bar of a series: what `IndicatorValue` holds, unvalidated.
@@ -47,24 +72,11 @@ class Reading:
         """Return the validated `IndicatorValue` (built on first use)."""
         if self._model is None:
             point = self.value
-            self._model = IndicatorValue(
+            self._model = to_indicator_value(
+                point,
                 exchange_id=self.exchange_id,
                 symbol=self.symbol,
                 timeframe=self.timeframe,
-                open_time=point.open_time,
-                value=MacdVValues(
-                    macd_v=point.macd_v,
-                    signal=point.signal,
-                    histogram=point.histogram,
-                    fast_ema=point.fast_ema,
-                    slow_ema=point.slow_ema,
-                    atr=point.atr,
-                ),
-                stage=point.stage,
-                liquidity=point.liquidity,
-                gap_ratio=point.gap_ratio,
-                seeded=point.seeded,
-                n_eff=point.n_eff,
             )
         return self._model
 
