@@ -167,3 +167,22 @@ async def test_tier2_symbols_write_user_keys_and_tickers_are_coalesced(redis: An
     ticker = Ticker.model_validate_json(await redis.get(keys.ticker_key(1, "BTC-USD")))
     assert ticker.price == 3.0
     assert pipeline.ticker_coalescer.flushed <= 2
+
+
+async def test_a_pipeline_stopped_before_its_task_first_runs_returns_and_flushes_its_ticker(
+    redis: Any,
+) -> None:
+    """`stop()` right after `create_task(run())` (nothing awaited between: Python 3.12+'s
+    `wait_for` on a finished coroutine does not yield) ends `run()`, coalescers included."""
+    pipeline, _ = _pipeline(redis, None, ExchangeClock(T0))
+    runner = asyncio.create_task(pipeline.run())
+    pipeline.on_ticker(
+        Ticker(exchange_id=1, exchange="coinbase", symbol="BTC-USD", price=7.0, timestamp=T0)
+    )
+    await pipeline.stop()
+    assert not runner.done()  # it has not even started
+
+    await asyncio.wait_for(runner, 10)
+
+    ticker = Ticker.model_validate_json(await redis.get(keys.ticker_key(1, "BTC-USD")))
+    assert ticker.price == 7.0

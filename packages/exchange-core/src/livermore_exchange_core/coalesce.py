@@ -34,14 +34,23 @@ class _Coalescer(ABC):
         """Items written so far."""
 
     async def run(self) -> None:
-        """Flush pending items every interval until `stop()`, then flush what is left."""
-        self._stopping.clear()
-        while not self._stopping.is_set():
-            await self._ready.wait()
-            self._ready.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._flush_s)
-            await self._flush()
+        """Flush pending items every interval until `stop()`, then flush what is left.
+
+        A `stop()` that comes before this task first runs still ends it (a pipeline stopped as
+        soon as it started); the stop is consumed on return, so `run()` can be started again.
+        """
+        try:
+            while True:
+                await self._ready.wait()
+                self._ready.clear()
+                if not self._stopping.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), self._flush_s)
+                await self._flush()
+                if self._stopping.is_set():
+                    return
+        finally:
+            self._stopping.clear()
 
     def stop(self) -> None:
         """Make `run()` flush once more and return."""
